@@ -1,0 +1,51 @@
+"""qwen_gradio: chat with Qwen2.5-Max, and Spaces built like its demo, from Python.
+
+>>> from qwen_gradio import QwenClient
+>>> with QwenClient() as client:                                    # doctest: +SKIP
+...     print(client.chat("What is the capital of France?"))
+
+``import qwen_gradio`` imports neither gradio nor (until first use) gradio_client.
+"""
+
+from ._version import __version__
+from .client import AsyncStream, QwenClient, Stream, Timeouts
+from .errors import (
+    IncompatibleGradioClientError,
+    InvalidMessagesError,
+    ModelNotSupportedError,
+    QueueFullError,
+    QwenGradioError,
+    RateLimitedError,
+    SpaceError,
+    SpaceUnavailableError,
+    StreamClosedError,
+    StreamTimeoutError,
+)
+from .messages import DEFAULT_SYSTEM, Conversation, to_conversation
+from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
+from .stream import QueueStatus
+
+__all__ = [
+    "DEFAULT_SPACE",
+    "DEFAULT_SYSTEM",
+    "AsyncStream",
+    "ChatFormat",
+    "Conversation",
+    "IncompatibleGradioClientError",
+    "InvalidMessagesError",
+    "ModelNotSupportedError",
+    "QueueFullError",
+    "QueueStatus",
+    "QwenClient",
+    "QwenGradioError",
+    "RateLimitedError",
+    "SpaceError",
+    "SpaceUnavailableError",
+    "Stream",
+    "StreamClosedError",
+    "StreamTimeoutError",
+    "Timeouts",
+    "__version__",
+    "resolve_space_url",
+    "to_conversation",
+]

@@ -1,0 +1,146 @@
+"""The one place that relies on gradio_client's internals.
+
+qwen_gradio asks gradio_client to *connect* to a Space: fetch its config and API info, read the
+protocol and API prefix, build the request headers (the Hugging Face token goes in
+``x-hf-authorization``) and collect the cookies the Space sets for session affinity. To do that
+quietly it subclasses ``gradio_client.Client`` and overrides two private methods:
+
+- ``_telemetry_thread``: a no-op. ``analytics_enabled=False`` alone does not turn telemetry off
+  (gradio_client ORs it with ``GRADIO_ANALYTICS_ENABLED``, which defaults to "True").
+- ``_get_config``: returns the config with ``connect_heartbeat`` off, so no heartbeat thread starts.
+
+Streaming itself does not go through ``Client.submit``/``Job``: their 50 ms polling, 0.5 s async
+bursts, per-Client session and kept-forever outputs are what qwen_gradio exists to avoid (see the
+README's "Design" section). ``check_gradio_client()`` fails loudly on a version without the pieces
+used here; the range below is the one the test suite runs against.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import (
+    IncompatibleGradioClientError,
+    RateLimitedError,
+    SpaceUnavailableError,
+    StreamTimeoutError,
+)
+from .space import ChatEndpoint
+
+__all__ = ["TESTED_GRADIO_CLIENT", "SpaceConnection", "check_gradio_client", "connect"]
+
+TESTED_GRADIO_CLIENT = (">=2.7.0", "<2.8")
+_INIT_PARAMETERS = {"src", "token", "verbose", "download_files", "httpx_kwargs", "analytics_enabled"}
+_CLIENT_ATTRIBUTES = ("config", "headers", "cookies", "src", "protocol", "app_version")
+
+
+@dataclass(frozen=True)
+class SpaceConnection:
+    """What connecting to a Space established; reused by every stream of a QwenClient."""
+
+    url: str
+    endpoint: ChatEndpoint
+    headers: dict[str, str]
+    cookies: dict[str, str]
+    config: dict[str, Any]
+    gradio_client_version: str
+
+
+def check_gradio_client() -> str:
+    """Return gradio_client's version; raise IncompatibleGradioClientError if it does not fit."""
+    try:
+        import gradio_client
+        from gradio_client import Client
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise IncompatibleGradioClientError(f"gradio_client cannot be imported: {exc}") from exc
+    version = getattr(gradio_client, "__version__", "") or "unknown"
+    missing = [name for name in ("_telemetry_thread", "_get_config") if not hasattr(Client, name)]
+    missing += sorted(_INIT_PARAMETERS - set(inspect.signature(Client.__init__).parameters))
+    if missing:
+        low, high = TESTED_GRADIO_CLIENT
+        raise IncompatibleGradioClientError(
+            f"gradio_client {version} lacks {', '.join(missing)}, which qwen_gradio relies on;"
+            f" install gradio_client{low},{high}"
+        )
+    return str(version)
+
+
+def _client_class() -> type:
+    from gradio_client import Client
+
+    class QuietClient(Client):  # type: ignore[misc]
+        """A gradio_client Client that sends no telemetry and starts no heartbeat thread."""
+
+        def _telemetry_thread(self) -> None:
+            return None
+
+        def _get_config(self) -> dict[str, Any]:
+            config: dict[str, Any] = super()._get_config()
+            return {**config, "connect_heartbeat": False}
+
+    return QuietClient
+
+
+def connect(
+    url: str,
+    *,
+    hf_token: str | None,
+    httpx_kwargs: dict[str, Any],
+    user_agent: str,
+) -> SpaceConnection:
+    """Connect to the Space at ``url`` through gradio_client (two requests: config, API info)."""
+    import httpx
+
+    version = check_gradio_client()
+    try:
+        client = _client_class()(
+            url,
+            token=hf_token or False,  # False: never send a token saved on this machine
+            verbose=False,
+            download_files=False,
+            httpx_kwargs=dict(httpx_kwargs),
+            analytics_enabled=False,
+        )
+    except httpx.TimeoutException as exc:
+        raise StreamTimeoutError(
+            f"connecting to {url} timed out", kind="connect"
+        ) from exc
+    except httpx.HTTPError as exc:
+        raise SpaceUnavailableError(f"cannot reach the Space at {url}: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise SpaceUnavailableError(
+            f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
+            " building"
+        ) from exc
+    except Exception as exc:
+        name = type(exc).__name__
+        if name == "TooManyRequestsError":
+            raise RateLimitedError(f"{url} refused the connection: {exc}") from exc
+        if name == "AuthenticationError":
+            raise SpaceUnavailableError(
+                f"{url} needs credentials: pass hf_token= (or set HF_TOKEN) for a private Space"
+            ) from exc
+        if isinstance(exc, ValueError):
+            raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
+        raise
+    for attribute in _CLIENT_ATTRIBUTES:
+        if not hasattr(client, attribute):  # pragma: no cover - guarded by the version test
+            raise IncompatibleGradioClientError(
+                f"gradio_client {version} has no Client.{attribute}"
+            )
+    try:
+        endpoint = ChatEndpoint.from_config(client.config)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SpaceUnavailableError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+    headers = {**client.headers, "user-agent": user_agent, "x-gradio-user": "api"}
+    return SpaceConnection(
+        url=client.src,
+        endpoint=endpoint,
+        headers=headers,
+        cookies=dict(client.cookies),
+        config=client.config,
+        gradio_client_version=version,
+    )

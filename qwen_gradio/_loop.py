@@ -1,0 +1,93 @@
+"""A private event loop on a background thread, which runs the sync API's coroutines.
+
+It lets the sync API share the async implementation (and its exact timeouts) and work from inside
+a running event loop, such as a Jupyter cell. It starts on first use and stops on ``stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+__all__ = ["LoopThread", "run_in_thread"]
+
+
+class LoopThread:
+    """An asyncio loop running on its own daemon thread."""
+
+    def __init__(self, name: str = "qwen_gradio-loop") -> None:
+        self._name = name
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name=self._name, daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+            return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the loop; return a future for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self._start())
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run ``coro`` on the loop and wait for its result."""
+        return self.submit(coro).result(timeout)
+
+    def stop(self, cleanup: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
+        """Run ``cleanup()`` on the loop (if given), then stop the loop and join its thread."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or thread is None:
+            return
+        if cleanup is not None:
+            try:
+                asyncio.run_coroutine_threadsafe(cleanup(), loop).result(timeout=10)
+            except Exception:  # noqa: BLE001 - best effort: the loop stops regardless
+                pass
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not threading.current_thread():
+            thread.join(timeout=10)
+            loop.close()
+
+
+async def run_in_thread(fn: Callable[[], T], name: str = "qwen_gradio-connect") -> T:
+    """Await ``fn()`` run on a short-lived thread of its own (no pool thread stays behind)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        result, error = None, None
+        try:
+            result = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop closed meanwhile: nobody is waiting
+            pass
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await future

@@ -1,0 +1,445 @@
+"""QwenClient: chat with a Qwen demo Space, sync or async, streamed or whole."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from ._compat import SpaceConnection, connect
+from ._loop import LoopThread, run_in_thread
+from ._transport import cancel_job, event_stream, join_queue, new_session_hash, transport_error
+from ._version import __version__
+from .errors import SpaceUnavailableError, StreamClosedError, StreamTimeoutError
+from .messages import Conversation, Prompt, to_conversation
+from .space import resolve_space_url
+from .stream import QueueStatus, ReplyState, decode_sse_line
+
+__all__ = ["AsyncStream", "QwenClient", "Stream", "Timeouts"]
+
+CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Limits, in seconds, on one reply (``None``: no limit).
+
+    - ``connect``: reaching the Space and having it accept the job.
+    - ``first_token``: from submitting to the first text (the queue wait included).
+    - ``idle``: between two pieces of text.
+    - ``total``: the whole reply.
+    """
+
+    connect: float | None = 10.0
+    first_token: float | None = 300.0
+    idle: float | None = 60.0
+    total: float | None = 900.0
+
+    @classmethod
+    def of(cls, value: Timeouts | float | None) -> Timeouts:
+        """Timeouts from a Timeouts, a number (the total limit) or None (the defaults)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Timeouts):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+            return cls(total=float(value))
+        raise ValueError(f"timeout must be a positive number or Timeouts, not {value!r}")
+
+
+class QwenClient:
+    """A client for the Qwen2.5-Max Space, or any Space built like its demo.
+
+    Parameters:
+        space: a Space id ("owner/name") or URL; default ``$QWEN_GRADIO_SPACE``, else
+            "Qwen/Qwen2.5-Max-Demo".
+        hf_token: a Hugging Face token for private or duplicated Spaces; default ``$HF_TOKEN``.
+            A token saved on this machine is never sent implicitly.
+        proxy: an http(s) proxy URL used for every request.
+        timeout: ``Timeouts``, or a number of seconds for the whole reply.
+
+    Example::
+
+        with QwenClient() as client:
+            for delta in client.stream("What is the capital of France?"):
+                print(delta, end="", flush=True)
+
+    The Space is contacted on first use: its config is fetched once and reused. Use the client as
+    a context manager, or call ``close()``/``aclose()``, to release its connections and thread.
+    """
+
+    def __init__(
+        self,
+        space: str | None = None,
+        *,
+        hf_token: str | None = None,
+        proxy: str | None = None,
+        timeout: Timeouts | float | None = None,
+    ) -> None:
+        self.space_url = resolve_space_url(space)
+        self.timeouts = Timeouts.of(timeout)
+        self._hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN") or None
+        self._proxy = proxy
+        self._connection: SpaceConnection | None = None
+        self._connect_lock = threading.Lock()
+        self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._runner = LoopThread()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, self._runner.stop)
+
+    def __repr__(self) -> str:
+        return f"QwenClient(space={self.space_url!r})"
+
+    # -- connecting -------------------------------------------------------------------------
+
+    def connect(self) -> SpaceConnection:
+        """Connect to the Space now (otherwise done on first use); return what was learnt."""
+        if self._closed:
+            raise StreamClosedError("this QwenClient is closed")
+        with self._connect_lock:
+            if self._connection is None:
+                timeout = self.timeouts.connect
+                kwargs: dict[str, Any] = {"timeout": httpx.Timeout(timeout)}
+                if self._proxy:
+                    kwargs["proxy"] = self._proxy
+                self._connection = connect(
+                    self.space_url,
+                    hf_token=self._hf_token,
+                    httpx_kwargs=kwargs,
+                    user_agent=f"qwen_gradio/{__version__}",
+                )
+            return self._connection
+
+    async def aconnect(self) -> SpaceConnection:
+        """Async twin of ``connect()``."""
+        if self._connection is not None:
+            return self._connection
+        return await run_in_thread(self.connect)
+
+    def _http_client(self) -> httpx.AsyncClient:
+        """The connection pool of the running event loop."""
+        loop = asyncio.get_running_loop()
+        http = self._http.get(loop)
+        if http is None or http.is_closed:
+            assert self._connection is not None
+            http = httpx.AsyncClient(
+                headers=self._connection.headers,
+                cookies=self._connection.cookies,
+                proxy=self._proxy,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+            )
+            self._http[loop] = http
+        return http
+
+    # -- chatting ---------------------------------------------------------------------------
+
+    def astream(self, messages: Prompt, *, system: str | None = None) -> AsyncStream:
+        """Stream the reply to ``messages`` as text deltas (``async for``).
+
+        ``messages`` is a prompt string or OpenAI-style messages; ``system`` is put before any
+        system messages. Raises InvalidMessagesError at once for bad input. The job is submitted
+        on the first iteration.
+        """
+        if self._closed:
+            raise StreamClosedError("this QwenClient is closed")
+        return AsyncStream(self, to_conversation(messages, system))
+
+    async def achat(self, messages: Prompt, *, system: str | None = None) -> str:
+        """The whole reply to ``messages``."""
+        async with self.astream(messages, system=system) as stream:
+            return await stream.until_done()
+
+    def stream(self, messages: Prompt, *, system: str | None = None) -> Stream:
+        """Stream the reply to ``messages`` as text deltas (``for``); see ``astream``."""
+        if self._closed:
+            raise StreamClosedError("this QwenClient is closed")
+        return Stream(AsyncStream(self, to_conversation(messages, system)), self._runner)
+
+    def chat(self, messages: Prompt, *, system: str | None = None) -> str:
+        """The whole reply to ``messages``."""
+        with self.stream(messages, system=system) as stream:
+            return stream.until_done()
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def _close_http(self) -> None:
+        loop = asyncio.get_running_loop()
+        http = self._http.pop(loop, None)
+        if http is not None:
+            await http.aclose()
+
+    def close(self) -> None:
+        """Close connections and stop the sync API's thread. Idempotent."""
+        self._closed = True
+        self._runner.stop(self._close_http)
+        self._http.clear()
+
+    async def aclose(self) -> None:
+        """Close this loop's connections and stop the sync API's thread. Idempotent."""
+        await self._close_http()
+        self.close()
+
+    def __enter__(self) -> QwenClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> QwenClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class AsyncStream:
+    """One streamed reply: an async iterator of text deltas, closable, an async context manager.
+
+    Closing it, or cancelling the task reading it, before the reply is complete cancels the job
+    on the Space. Afterwards ``text`` holds the reply (so far, if it was cut short).
+    """
+
+    def __init__(self, client: QwenClient, conversation: Conversation) -> None:
+        self.conversation = conversation
+        self.session_hash = new_session_hash()
+        self.event_id: str | None = None
+        self.status: QueueStatus | None = None
+        self._client = client
+        self._timeouts = client.timeouts
+        self._state: ReplyState | None = None
+        self._events: AsyncIterator[str | QueueStatus] | None = None
+        self._closed = False
+
+    @property
+    def text(self) -> str:
+        """The reply text received so far (all of it once the stream has ended)."""
+        return self._state.text if self._state else ""
+
+    @property
+    def rewrites(self) -> int:
+        """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
+        return self._state.rewrites if self._state else 0
+
+    @property
+    def completed(self) -> bool:
+        """True once the Space has finished the reply."""
+        return bool(self._state and self._state.completed)
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self.next_event()
+            if isinstance(event, str):
+                return event
+
+    async def next_event(self) -> str | QueueStatus:
+        """The next text delta or queue status; raises StopAsyncIteration at the end."""
+        if self._closed:
+            raise StreamClosedError("the stream is closed")
+        if self._events is None:
+            self._events = self._run()
+        return await self._events.__anext__()
+
+    async def until_done(self) -> str:
+        """Read the rest of the reply; return all of its text."""
+        async for _ in self:
+            pass
+        return self.text
+
+    async def aclose(self) -> None:
+        """Stop reading; cancel the job on the Space if the reply is not complete."""
+        self._closed = True
+        events, self._events = self._events, None
+        if events is not None:
+            await events.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _deadline(self, started: float, last_text: float | None) -> tuple[float, str]:
+        t = self._timeouts
+        limits = []
+        if t.total is not None:
+            limits.append((started + t.total, "total"))
+        if last_text is None and t.first_token is not None:
+            limits.append((started + t.first_token, "first_token"))
+        if last_text is not None and t.idle is not None:
+            limits.append((last_text + t.idle, "idle"))
+        return min(limits) if limits else (float("inf"), "")
+
+    async def _run(self) -> AsyncIterator[str | QueueStatus]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        conn = await self._client.aconnect()
+        http = self._client._http_client()
+        state = self._state = ReplyState(conn.endpoint.chatbot_output)
+        connect = self._timeouts.connect
+        request_timeout = httpx.Timeout(connect)
+        join = asyncio.ensure_future(
+            join_queue(http, conn, conn.endpoint.inputs(self.conversation), self.session_hash,
+                       request_timeout)
+        )
+        try:
+            self.event_id = await asyncio.shield(join)
+            stream_timeout = httpx.Timeout(connect, read=None)
+            async with event_stream(http, conn, self.session_hash, stream_timeout) as lines:
+                last_text: float | None = None
+                while not state.completed:
+                    deadline, kind = self._deadline(started, last_text)
+                    try:
+                        async with asyncio.timeout_at(deadline if kind else None):
+                            line = await lines.__anext__()
+                    except TimeoutError:
+                        raise StreamTimeoutError(
+                            f"no reply text within the {kind} timeout"
+                            f" ({getattr(self._timeouts, kind)} s)",
+                            kind=kind, partial_text=state.text,
+                        ) from None
+                    except StopAsyncIteration:
+                        break
+                    except httpx.HTTPError as exc:
+                        raise transport_error(exc, "reading the reply", state.text) from exc
+                    message = decode_sse_line(line)
+                    if message is None:
+                        continue
+                    if message.get("msg") == "close_stream":
+                        break
+                    status = state.status
+                    delta = state.feed(message)
+                    if state.status is not status and state.status is not None:
+                        self.status = state.status
+                        yield state.status
+                    if delta:
+                        last_text = loop.time()
+                        yield delta
+            if not state.completed:
+                raise SpaceUnavailableError(
+                    "the Space ended the stream before the reply was complete",
+                    partial_text=state.text,
+                )
+        finally:
+            if not state.completed:
+                await self._cancel_upstream(http, conn, join)
+
+    async def _cancel_upstream(
+        self, http: httpx.AsyncClient, conn: SpaceConnection, join: asyncio.Future[str]
+    ) -> None:
+        """Cancel the job on the Space, waiting briefly for its id if the join is in flight."""
+        try:
+            event_id = await asyncio.wait_for(asyncio.shield(join), CANCEL_TIMEOUT)
+        except BaseException:  # noqa: BLE001 - no job was created, or it cannot be named
+            join.cancel()
+            return
+        await cancel_job(http, conn, self.session_hash, event_id,
+                         httpx.Timeout(CANCEL_TIMEOUT))
+
+
+class Stream:
+    """The sync twin of AsyncStream: an iterator of text deltas, closable, a context manager.
+
+    Breaking out of the loop and dropping the stream, ``close()``, an exception (Ctrl-C included)
+    while waiting, or garbage collection cancels an unfinished job on the Space.
+    """
+
+    def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
+        self._inner = inner
+        self._runner = runner
+        self._task: asyncio.Task[Any] | None = None
+        self._closed = False
+
+    conversation = property(lambda self: self._inner.conversation)
+    session_hash = property(lambda self: self._inner.session_hash)
+    event_id = property(lambda self: self._inner.event_id)
+    status = property(lambda self: self._inner.status)
+    text = property(lambda self: self._inner.text, doc=AsyncStream.text.__doc__)
+    rewrites = property(lambda self: self._inner.rewrites, doc=AsyncStream.rewrites.__doc__)
+    completed = property(lambda self: self._inner.completed, doc=AsyncStream.completed.__doc__)
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            event = self.next_event()
+            if isinstance(event, str):
+                return event
+
+    async def _next(self) -> str | QueueStatus | None:
+        self._task = asyncio.current_task()
+        try:
+            return await self._inner.next_event()
+        except StopAsyncIteration:
+            return None
+        finally:
+            self._task = None
+
+    def next_event(self) -> str | QueueStatus:
+        """The next text delta or queue status; raises StopIteration at the end."""
+        if self._closed:
+            raise StreamClosedError("the stream is closed")
+        if self._inner._events is None:
+            self._inner._client.connect()  # in this thread, so errors surface here
+        future = self._runner.submit(self._next())
+        try:
+            event = future.result()
+        except BaseException:
+            self.close()
+            raise
+        if event is None:
+            raise StopIteration
+        return event
+
+    def until_done(self) -> str:
+        """Read the rest of the reply; return all of its text."""
+        for _ in self:
+            pass
+        return self.text
+
+    async def _aclose(self) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()  # a read interrupted in this thread: its cleanup cancels the job
+            await asyncio.wait({task})
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        """Stop reading; cancel the job on the Space if the reply is not complete."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner.running:
+            try:
+                self._runner.run(self._aclose(), timeout=CANCEL_TIMEOUT * 2)
+            except Exception:  # noqa: BLE001 - closing is best effort and must not raise
+                pass
+
+    def __del__(self) -> None:
+        if not self._closed and self._runner.running:
+            self._closed = True
+            try:
+                self._runner.submit(self._aclose())
+            except RuntimeError:  # the loop is gone
+                pass
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,83 @@
+"""The exceptions qwen_gradio raises, as one tree::
+
+    QwenGradioError
+    ├── SpaceUnavailableError      the Space cannot be reached, or is sleeping, paused or building
+    ├── SpaceError                 the Space's app raised; ``message`` is the Space's own text
+    ├── QueueFullError             the Space's queue refused the job
+    ├── RateLimitedError           HTTP 429, or the Space ran out of (GPU) quota
+    ├── StreamTimeoutError         connect, first-token, idle or total timeout
+    ├── StreamClosedError          iterating a stream after it was closed
+    ├── IncompatibleGradioClientError   the installed gradio_client is not one qwen_gradio fits
+    ├── InvalidMessagesError       (also a ValueError) bad input, raised before any request
+    └── ModelNotSupportedError     (also a ValueError) a model name the provider does not serve
+
+Errors raised while a reply streams carry what arrived before them in ``partial_text``, so a reply
+cut short is never lost.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IncompatibleGradioClientError",
+    "InvalidMessagesError",
+    "ModelNotSupportedError",
+    "QueueFullError",
+    "QwenGradioError",
+    "RateLimitedError",
+    "SpaceError",
+    "SpaceUnavailableError",
+    "StreamClosedError",
+    "StreamTimeoutError",
+]
+
+
+class QwenGradioError(Exception):
+    """Base class of every error qwen_gradio raises.
+
+    ``partial_text`` is the reply text received before the error ("" when none was).
+    """
+
+    def __init__(self, message: str, *, partial_text: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.partial_text = partial_text
+
+
+class SpaceUnavailableError(QwenGradioError):
+    """The Space could not be reached, or is not running (sleeping, paused, building)."""
+
+
+class SpaceError(QwenGradioError):
+    """The Space's app raised an error; ``message`` is the Space's own text."""
+
+
+class QueueFullError(QwenGradioError):
+    """The Space's queue is full and did not take the job."""
+
+
+class RateLimitedError(QwenGradioError):
+    """The Space refused the request for rate or quota reasons (HTTP 429, GPU quota)."""
+
+
+class StreamTimeoutError(QwenGradioError):
+    """A timeout ran out; ``kind`` is "connect", "first_token", "idle" or "total"."""
+
+    def __init__(self, message: str, *, kind: str, partial_text: str = "") -> None:
+        super().__init__(message, partial_text=partial_text)
+        self.kind = kind
+
+
+class StreamClosedError(QwenGradioError):
+    """The stream was closed; it yields nothing more."""
+
+
+class IncompatibleGradioClientError(QwenGradioError):
+    """The installed gradio_client lacks what qwen_gradio relies on."""
+
+
+class InvalidMessagesError(QwenGradioError, ValueError):
+    """The messages (or prompt) cannot be sent; raised before any request."""
+
+
+class ModelNotSupportedError(QwenGradioError, ValueError):
+    """The provider does not serve this model name."""

@@ -1,0 +1,116 @@
+"""OpenAI-style messages → the Space's (query, history, system), validated before any request.
+
+The rules:
+
+- A plain string is one user message.
+- ``system`` messages, wherever they stand, join with "\\n" into the system prompt. With none (or
+  only empty ones) the Space's default, "You are a helpful assistant.", is used. A ``system=``
+  argument comes first, before any system messages.
+- The last message must be a user message with some non-blank text: it is the query. A
+  conversation that ends with an assistant message is refused (the Space cannot continue a reply).
+- Earlier user/assistant messages become the history, as (user, assistant) turns. Consecutive
+  messages of one role are joined with a blank line ("\\n\\n"); empty ones are dropped. An
+  assistant message with no user message before it becomes a turn with no user text (``None``).
+- Extra keys (``name``, ``time``, ...) are ignored. Anything else raises InvalidMessagesError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+from .errors import InvalidMessagesError
+
+__all__ = ["DEFAULT_SYSTEM", "Conversation", "Message", "Prompt", "to_conversation"]
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+ROLES = ("system", "user", "assistant")
+
+Message = Mapping[str, Any]
+Prompt = Union[str, Sequence[Message]]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What the Space's chat endpoint takes: the query, the earlier turns, the system prompt."""
+
+    query: str
+    history: tuple[tuple[str | None, str | None], ...]
+    system: str
+
+
+def _check(messages: Any) -> list[tuple[str, str]]:
+    if isinstance(messages, str):
+        return [("user", messages)]
+    if not isinstance(messages, (list, tuple)):
+        raise InvalidMessagesError(
+            f"messages must be a string or a list of messages, not {type(messages).__name__}"
+        )
+    if not messages:
+        raise InvalidMessagesError("messages is empty: give at least one user message")
+    checked = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidMessagesError(
+                f"messages[{index}] must be a dict with 'role' and 'content',"
+                f" not {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            raise InvalidMessagesError(
+                f"messages[{index}] has role {role!r}; expected one of {', '.join(ROLES)}"
+            )
+        if "content" not in message:
+            raise InvalidMessagesError(f"messages[{index}] has no 'content'")
+        content = message["content"]
+        if not isinstance(content, str):
+            raise InvalidMessagesError(
+                f"messages[{index}]['content'] must be a string, not {type(content).__name__}"
+            )
+        checked.append((role, content))
+    return checked
+
+
+def to_conversation(messages: Prompt, system: str | None = None) -> Conversation:
+    """Validate ``messages`` and turn them into a Conversation.
+
+    Raises InvalidMessagesError for anything the Space cannot be sent.
+    """
+    if system is not None and not isinstance(system, str):
+        raise InvalidMessagesError(f"system must be a string, not {type(system).__name__}")
+    checked = _check(messages)
+    systems = [system] if system else []
+    systems += [content for role, content in checked if role == "system" and content]
+    dialogue = [(role, content) for role, content in checked if role != "system"]
+
+    if not dialogue:
+        raise InvalidMessagesError("messages has no user message")
+    if dialogue[-1][0] != "user":
+        raise InvalidMessagesError(
+            "the last message must be from the user; the conversation ends with an"
+            " assistant message"
+        )
+
+    # Merge runs of one role, dropping empty messages.
+    merged: list[tuple[str, str]] = []
+    for role, content in dialogue:
+        if not content:
+            continue
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, f"{merged[-1][1]}\n\n{content}")
+        else:
+            merged.append((role, content))
+    if not merged or merged[-1][0] != "user" or not merged[-1][1].strip():
+        raise InvalidMessagesError("the last user message is empty")
+
+    query = merged.pop()[1]
+    history: list[tuple[str | None, str | None]] = []
+    for role, content in merged:
+        if role == "user":
+            history.append((content, None))
+        elif history and history[-1][1] is None:
+            history[-1] = (history[-1][0], content)
+        else:
+            history.append((None, content))
+    return Conversation(query, tuple(history), "\n".join(systems) or DEFAULT_SYSTEM)

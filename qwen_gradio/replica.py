@@ -1,0 +1,343 @@
+"""An offline replica of the ``Qwen/Qwen2.5-Max-Demo`` Space, for tests, demos and offline use.
+
+It has the public template's Blocks layout and wiring: the Markdown header, the System box and its
+"set system prompt and clear history" button, the hidden system-state box, the Chatbot, the Input
+box, the Clear and Send buttons, and ``queue(api_open=False)``. Under gradio 5.x the chat event is
+fn_index 0 with trigger id 11, as on the real Space, and the Chatbot speaks the *tuples* history
+format. Under gradio 6 it speaks *messages* with content parts.
+
+The model is a deterministic responder that streams token by token (``delay`` seconds apart). A
+query that starts with a directive scripts the reply::
+
+    /echo TEXT            reply TEXT, split into word and whitespace tokens
+    /tokens ["a", " b"]   reply exactly these tokens, one streamed step each
+    /repeat TEXT          like /echo, but every snapshot is sent twice
+    /rewrite              stream "Hello wor▌", then replace it with "Hello world"
+    /system               reply the system prompt the app received
+    /history              reply the history it received, as JSON pairs [[user, assistant], ...]
+    /long N               N tokens ("t0 t1 ... ")
+    /slow SECONDS TEXT    wait SECONDS before the first token
+    /lockstep TEXT        send token k+1 only after POST /replica/release
+    /error MESSAGE        raise gr.Error(MESSAGE) before any token
+    /fail N MESSAGE       send N tokens ("w1 w2 ... "), then raise gr.Error(MESSAGE)
+
+Anything else gets a friendly echo. Besides the Space's own API the server answers
+``GET /replica/runs`` (what each chat call received and how it ended), ``GET
+/replica/wait?run=K&timeout=S`` (blocks until run K has ended) and ``POST /replica/release``.
+
+Serve it with ``python -m qwen_gradio.replica --port 7860``. Only this module imports gradio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_SYSTEM = "You are a helpful assistant."
+TITLE = "Qwen2.5-Max"
+WAIT_LIMIT = 30.0  # seconds a lockstep token waits for its release before giving up
+
+
+@dataclass
+class Run:
+    """What one chat call received and did."""
+
+    index: int
+    query: str
+    system: str
+    history: list[list[str | None]]
+    tokens_sent: int = 0
+    outcome: str = "running"  # running | completed | error | stopped
+    ended: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("ended")
+        return data
+
+
+class RunLog:
+    """Thread-safe record of chat calls, and the lockstep gate."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self.runs: list[Run] = []
+        self._released = 0
+
+    def start(self, query: str, system: str, history: list[list[str | None]]) -> Run:
+        with self._lock:
+            run = Run(len(self.runs), query, system, history)
+            self.runs.append(run)
+            self._released = 0
+            return run
+
+    def release(self) -> None:
+        with self._lock:
+            self._released += 1
+            self._lock.notify_all()
+
+    def wait_for_release(self, count: int) -> bool:
+        with self._lock:
+            return self._lock.wait_for(lambda: self._released >= count, timeout=WAIT_LIMIT)
+
+
+def tokenize(text: str) -> list[str]:
+    """Words and whitespace runs, each its own token."""
+    return re.findall(r"\S+|\s+", text)
+
+
+def history_pairs(history: Any) -> list[list[str | None]]:
+    """The Chatbot value as [[user, assistant], ...], whichever format it came in."""
+    if not history:
+        return []
+    if isinstance(history[0], (list, tuple)):
+        return [[pair[0], pair[1]] for pair in history]
+    pairs: list[list[str | None]] = []
+    for message in history:
+        content = message["content"]
+        if isinstance(content, list):
+            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        if message["role"] == "user":
+            pairs.append([content, None])
+        elif pairs and pairs[-1][1] is None:
+            pairs[-1][1] = content
+        else:
+            pairs.append([None, content])
+    return pairs
+
+
+@dataclass
+class Script:
+    """How the responder answers one query."""
+
+    snapshots: list[str]
+    first_delay: float = 0.0
+    lockstep: bool = False
+    error: str | None = None  # raised after the snapshots
+
+
+def script_for(query: str, system: str, history: list[list[str | None]]) -> Script:
+    command, _, arg = query.partition(" ")
+
+    def cumulative(tokens: list[str]) -> list[str]:
+        out, text = [], ""
+        for token in tokens:
+            text += token
+            out.append(text)
+        return out
+
+    if command == "/echo":
+        return Script(cumulative(tokenize(arg)))
+    if command == "/tokens":
+        return Script(cumulative([str(t) for t in json.loads(arg)]))
+    if command == "/repeat":
+        return Script([s for s in cumulative(tokenize(arg)) for _ in (0, 1)])
+    if command == "/rewrite":
+        return Script(["Hello", "Hello wor▌", "Hello world"])
+    if command == "/system":
+        return Script(cumulative(tokenize(system)))
+    if command == "/history":
+        return Script(cumulative(tokenize(json.dumps(history, ensure_ascii=False))))
+    if command == "/long":
+        return Script(cumulative([f"t{k} " for k in range(int(arg))]))
+    if command == "/slow":
+        seconds, _, text = arg.partition(" ")
+        return Script(cumulative(tokenize(text or "slow reply")), first_delay=float(seconds))
+    if command == "/lockstep":
+        return Script(cumulative(tokenize(arg)), lockstep=True)
+    if command == "/error":
+        return Script([], error=arg or "Something went wrong")
+    if command == "/fail":
+        count, _, message = arg.partition(" ")
+        tokens = [f"w{k} " for k in range(1, int(count) + 1)]
+        return Script(cumulative(tokens), error=message or "Something went wrong")
+    reply = f"This is the offline replica of {TITLE}. You said: {query}"
+    return Script(cumulative(tokenize(reply)))
+
+
+def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: RunLog | None = None):  # type: ignore[no-untyped-def]
+    """The replica's Blocks app, laid out and wired like the real Space."""
+    import gradio as gr
+
+    log = log if log is not None else RunLog()
+    messages_format = int(gr.__version__.split(".")[0]) >= 6
+
+    def with_reply(history: Any, query: str, reply: str) -> Any:
+        if messages_format:
+            return [
+                *(history or []),
+                {"role": "user", "content": query},
+                {"role": "assistant", "content": reply},
+            ]
+        return [*(history or []), [query, reply]]
+
+    def model_chat(query: str | None, history: Any, system: str) -> Iterator[tuple[str, Any, str]]:
+        query = query or ""
+        pairs = history_pairs(history)
+        run = log.start(query, system, pairs)
+        script = script_for(query, system, pairs)
+        finished = False
+        try:
+            if script.first_delay:
+                time.sleep(script.first_delay)
+            for step, snapshot in enumerate(script.snapshots):
+                if step and script.lockstep and not log.wait_for_release(step):
+                    raise gr.Error("lockstep: no release came")
+                if step and delay and not script.lockstep:
+                    time.sleep(delay)
+                run.tokens_sent = step + 1
+                yield "", with_reply(history, query, snapshot), system
+            if script.error is not None:
+                run.outcome = "error"
+                raise gr.Error(script.error)
+            finished = True
+        finally:
+            if run.outcome == "running":
+                run.outcome = "completed" if finished else "stopped"
+            run.ended.set()
+
+    def clear_session() -> tuple[str, list[Any]]:
+        return "", []
+
+    def modify_system_session(system: str) -> tuple[str, str, list[Any]]:
+        system = system or DEFAULT_SYSTEM
+        return system, system, []
+
+    with gr.Blocks(title=f"{TITLE} (offline replica)") as demo:
+        gr.Markdown(f"<center><font size=8>{TITLE}</center>")
+        with gr.Row():
+            with gr.Column(scale=3):
+                system_input = gr.Textbox(value=DEFAULT_SYSTEM, lines=1, label="System")
+            with gr.Column(scale=1):
+                modify_system = gr.Button("🛠️ Set system prompt and clear history", scale=2)
+            system_state = gr.Textbox(value=DEFAULT_SYSTEM, visible=False)
+        chatbot = gr.Chatbot(label=TITLE)
+        textbox = gr.Textbox(lines=1, label="Input")
+        with gr.Row():
+            clear_history = gr.Button("🧹 Clear history")
+            submit = gr.Button("🚀 Send")
+
+        chat_io = {
+            "inputs": [textbox, chatbot, system_state],
+            "outputs": [textbox, chatbot, system_input],
+            "concurrency_limit": concurrency_limit,
+        }
+        textbox.submit(model_chat, **chat_io)  # fn_index 0, /model_chat
+        submit.click(model_chat, **chat_io)  # fn_index 1, /model_chat_1
+        clear_history.click(fn=clear_session, inputs=[], outputs=[textbox, chatbot])
+        modify_system.click(
+            fn=modify_system_session,
+            inputs=[system_input],
+            outputs=[system_state, system_input, chatbot],
+        )
+    demo.queue(api_open=False)
+    demo.replica_log = log  # type: ignore[attr-defined]
+    return demo
+
+
+def build_app(delay: float = 0.005, concurrency_limit: int | None = 5):  # type: ignore[no-untyped-def]
+    """A FastAPI app: the replica Space at ``/`` plus the ``/replica/*`` routes for tests."""
+    import gradio as gr
+    from fastapi import FastAPI, HTTPException
+
+    log = RunLog()
+    app = FastAPI()
+
+    @app.get("/replica/runs")
+    def runs() -> list[dict[str, Any]]:
+        return [run.as_dict() for run in log.runs]
+
+    @app.get("/replica/wait")
+    def wait(run: int, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while run >= len(log.runs):  # the run has not started yet: wait for it briefly
+            if time.monotonic() > deadline:
+                raise HTTPException(404, f"run {run} did not start")
+            time.sleep(0.005)
+        if not log.runs[run].ended.wait(max(0.0, deadline - time.monotonic())):
+            raise HTTPException(408, f"run {run} has not ended")
+        return log.runs[run].as_dict()
+
+    @app.post("/replica/release")
+    def release() -> dict[str, bool]:
+        log.release()
+        return {"released": True}
+
+    demo = build_demo(delay=delay, concurrency_limit=concurrency_limit, log=log)
+    return gr.mount_gradio_app(app, demo, path="")
+
+
+class ReplicaServer:
+    """A replica served by uvicorn on a loopback socket, in a background thread.
+
+    >>> with ReplicaServer() as server:  # doctest: +SKIP
+    ...     print(server.url)
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.005) -> None:
+        import uvicorn
+
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(build_app(delay=delay), log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ReplicaServer:
+        self._thread.start()
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError("the replica server failed to start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+    def __enter__(self) -> ReplicaServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m qwen_gradio.replica",
+        description="Serve the offline replica of the Qwen2.5-Max Space.",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860, help="0 picks a free port")
+    parser.add_argument("--delay", type=float, default=0.005, help="seconds between tokens")
+    args = parser.parse_args(argv)
+    server = ReplicaServer(args.host, args.port, delay=args.delay).start()
+    print(f"Replica of Qwen/Qwen2.5-Max-Demo serving at {server.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
