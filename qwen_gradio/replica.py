@@ -31,14 +31,15 @@ Serve it with ``python -m qwen_gradio.replica --port 7860``. Only this module im
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
@@ -59,34 +60,43 @@ class Run:
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("ended")
-        return data
+        return {name: getattr(self, name) for name in
+                ("index", "query", "system", "history", "tokens_sent", "outcome")}
 
 
 class RunLog:
-    """Thread-safe record of chat calls, and the lockstep gate."""
+    """A record of chat calls, and the lockstep gate (used from the server's event loop)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition()
         self.runs: list[Run] = []
         self._released = 0
+        self._changed: asyncio.Condition | None = None
+
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
 
     def start(self, query: str, system: str, history: list[list[str | None]]) -> Run:
-        with self._lock:
-            run = Run(len(self.runs), query, system, history)
-            self.runs.append(run)
-            self._released = 0
-            return run
+        run = Run(len(self.runs), query, system, history)
+        self.runs.append(run)
+        self._released = 0
+        return run
 
-    def release(self) -> None:
-        with self._lock:
+    async def release(self) -> None:
+        async with self._condition():
             self._released += 1
-            self._lock.notify_all()
+            self._condition().notify_all()
 
-    def wait_for_release(self, count: int) -> bool:
-        with self._lock:
-            return self._lock.wait_for(lambda: self._released >= count, timeout=WAIT_LIMIT)
+    async def wait_for_release(self, count: int) -> bool:
+        async with self._condition():
+            try:
+                await asyncio.wait_for(
+                    self._condition().wait_for(lambda: self._released >= count), WAIT_LIMIT
+                )
+            except TimeoutError:
+                return False
+            return True
 
 
 def tokenize(text: str) -> list[str]:
@@ -118,7 +128,7 @@ def history_pairs(history: Any) -> list[list[str | None]]:
 class Script:
     """How the responder answers one query."""
 
-    snapshots: list[str]
+    snapshots: Iterable[str]  # the reply after each step, produced lazily
     first_delay: float = 0.0
     lockstep: bool = False
     error: str | None = None  # raised after the snapshots
@@ -127,12 +137,11 @@ class Script:
 def script_for(query: str, system: str, history: list[list[str | None]]) -> Script:
     command, _, arg = query.partition(" ")
 
-    def cumulative(tokens: list[str]) -> list[str]:
-        out, text = [], ""
+    def cumulative(tokens: Iterable[str]) -> Iterator[str]:
+        text = ""
         for token in tokens:
             text += token
-            out.append(text)
-        return out
+            yield text
 
     if command == "/echo":
         return Script(cumulative(tokenize(arg)))
@@ -147,7 +156,7 @@ def script_for(query: str, system: str, history: list[list[str | None]]) -> Scri
     if command == "/history":
         return Script(cumulative(tokenize(json.dumps(history, ensure_ascii=False))))
     if command == "/long":
-        return Script(cumulative([f"t{k} " for k in range(int(arg))]))
+        return Script(cumulative(f"t{k} " for k in range(int(arg))))
     if command == "/slow":
         seconds, _, text = arg.partition(" ")
         return Script(cumulative(tokenize(text or "slow reply")), first_delay=float(seconds))
@@ -179,7 +188,11 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
             ]
         return [*(history or []), [query, reply]]
 
-    def model_chat(query: str | None, history: Any, system: str) -> Iterator[tuple[str, Any, str]]:
+    async def model_chat(
+        query: str | None, history: Any, system: str
+    ) -> AsyncIterator[tuple[str, Any, str]]:
+        # An async generator, so that a cancelled job stops at its next await at once (a sync
+        # generator blocked in a worker thread cannot be closed by gradio's /cancel).
         query = query or ""
         pairs = history_pairs(history)
         run = log.start(query, system, pairs)
@@ -187,12 +200,12 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
         finished = False
         try:
             if script.first_delay:
-                time.sleep(script.first_delay)
+                await asyncio.sleep(script.first_delay)
             for step, snapshot in enumerate(script.snapshots):
-                if step and script.lockstep and not log.wait_for_release(step):
+                if step and script.lockstep and not await log.wait_for_release(step):
                     raise gr.Error("lockstep: no release came")
-                if step and delay and not script.lockstep:
-                    time.sleep(delay)
+                if step and not script.lockstep:
+                    await asyncio.sleep(delay)
                 run.tokens_sent = step + 1
                 yield "", with_reply(history, query, snapshot), system
             if script.error is not None:
@@ -267,8 +280,8 @@ def build_app(delay: float = 0.005, concurrency_limit: int | None = 5):  # type:
         return log.runs[run].as_dict()
 
     @app.post("/replica/release")
-    def release() -> dict[str, bool]:
-        log.release()
+    async def release() -> dict[str, bool]:
+        await log.release()
         return {"released": True}
 
     demo = build_demo(delay=delay, concurrency_limit=concurrency_limit, log=log)
