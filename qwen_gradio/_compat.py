@@ -33,7 +33,14 @@ from .space import ChatEndpoint
 __all__ = ["TESTED_GRADIO_CLIENT", "SpaceConnection", "check_gradio_client", "connect"]
 
 TESTED_GRADIO_CLIENT = (">=2.7.0", "<2.8")
-_INIT_PARAMETERS = {"src", "token", "verbose", "download_files", "httpx_kwargs", "analytics_enabled"}
+_INIT_PARAMETERS = {
+    "src",
+    "token",
+    "verbose",
+    "download_files",
+    "httpx_kwargs",
+    "analytics_enabled",
+}
 _CLIENT_ATTRIBUTES = ("config", "headers", "cookies", "src", "protocol", "app_version")
 
 
@@ -105,9 +112,7 @@ def connect(
             analytics_enabled=False,
         )
     except httpx.TimeoutException as exc:
-        raise StreamTimeoutError(
-            f"connecting to {url} timed out", kind="connect"
-        ) from exc
+        raise StreamTimeoutError(f"connecting to {url} timed out", kind="connect") from exc
     except httpx.HTTPError as exc:
         raise SpaceUnavailableError(f"cannot reach the Space at {url}: {exc}") from exc
     except json.JSONDecodeError as exc:

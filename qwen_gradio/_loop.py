@@ -57,7 +57,7 @@ class LoopThread:
         if cleanup is not None:
             try:
                 asyncio.run_coroutine_threadsafe(cleanup(), loop).result(timeout=10)
-            except Exception:  # noqa: BLE001 - best effort: the loop stops regardless
+            except Exception:  # best effort: the loop stops regardless
                 pass
         loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
@@ -82,7 +82,7 @@ async def run_in_thread(fn: Callable[[], T], name: str = "qwen_gradio-connect") 
         result, error = None, None
         try:
             result = fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+        except BaseException as exc:
             error = exc
         try:
             loop.call_soon_threadsafe(settle, result, error)

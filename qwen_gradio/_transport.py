@@ -62,10 +62,12 @@ def _status_error(response: httpx.Response, what: str) -> QwenGradioError:
 def transport_error(exc: httpx.HTTPError, what: str, partial_text: str = "") -> QwenGradioError:
     """The error for a failed connection or read."""
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return StreamTimeoutError(f"{what}: connecting timed out", kind="connect",
-                                  partial_text=partial_text)
-    return SpaceUnavailableError(f"{what}: {type(exc).__name__}: {exc}".rstrip(": "),
-                                 partial_text=partial_text)
+        return StreamTimeoutError(
+            f"{what}: connecting timed out", kind="connect", partial_text=partial_text
+        )
+    return SpaceUnavailableError(
+        f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), partial_text=partial_text
+    )
 
 
 async def join_queue(
@@ -125,8 +127,11 @@ async def cancel_job(
     timeout: httpx.Timeout,
 ) -> bool:
     """Ask the Space to stop the job; True if it accepted. Never raises."""
-    payload = {"fn_index": conn.endpoint.fn_index, "session_hash": session_hash,
-               "event_id": event_id}
+    payload = {
+        "fn_index": conn.endpoint.fn_index,
+        "session_hash": session_hash,
+        "event_id": event_id,
+    }
     try:
         response = await http.post(_url(conn, "cancel"), json=payload, timeout=timeout)
     except (httpx.HTTPError, RuntimeError):

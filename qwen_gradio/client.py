@@ -7,7 +7,7 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -268,7 +268,9 @@ class AsyncStream:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
@@ -293,8 +295,13 @@ class AsyncStream:
         connect = self._timeouts.connect
         request_timeout = httpx.Timeout(connect)
         join = asyncio.ensure_future(
-            join_queue(http, conn, conn.endpoint.inputs(self.conversation), self.session_hash,
-                       request_timeout)
+            join_queue(
+                http,
+                conn,
+                conn.endpoint.inputs(self.conversation),
+                self.session_hash,
+                request_timeout,
+            )
         )
         try:
             self.event_id = await asyncio.shield(join)
@@ -310,7 +317,8 @@ class AsyncStream:
                         raise StreamTimeoutError(
                             f"no reply text within the {kind} timeout"
                             f" ({getattr(self._timeouts, kind)} s)",
-                            kind=kind, partial_text=state.text,
+                            kind=kind,
+                            partial_text=state.text,
                         ) from None
                     except StopAsyncIteration:
                         break
@@ -344,11 +352,10 @@ class AsyncStream:
         """Cancel the job on the Space, waiting briefly for its id if the join is in flight."""
         try:
             event_id = await asyncio.wait_for(asyncio.shield(join), CANCEL_TIMEOUT)
-        except BaseException:  # noqa: BLE001 - no job was created, or it cannot be named
+        except BaseException:
             join.cancel()
             return
-        await cancel_job(http, conn, self.session_hash, event_id,
-                         httpx.Timeout(CANCEL_TIMEOUT))
+        await cancel_job(http, conn, self.session_hash, event_id, httpx.Timeout(CANCEL_TIMEOUT))
 
 
 class Stream:
@@ -410,7 +417,7 @@ class Stream:
         """Read the rest of the reply; return all of its text."""
         for _ in self:
             pass
-        return self.text
+        return self._inner.text
 
     async def _aclose(self) -> None:
         task = self._task
@@ -427,7 +434,7 @@ class Stream:
         if self._runner.running:
             try:
                 self._runner.run(self._aclose(), timeout=CANCEL_TIMEOUT * 2)
-            except Exception:  # noqa: BLE001 - closing is best effort and must not raise
+            except Exception:  # closing is best effort and must not raise
                 pass
 
     def __del__(self) -> None:

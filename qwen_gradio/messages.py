@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from .errors import InvalidMessagesError
 
@@ -28,7 +28,7 @@ DEFAULT_SYSTEM = "You are a helpful assistant."
 ROLES = ("system", "user", "assistant")
 
 Message = Mapping[str, Any]
-Prompt = Union[str, Sequence[Message]]
+Prompt = str | Sequence[Message]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ query that starts with a directive scripts the reply::
     /system               reply the system prompt the app received
     /history              reply the history it received, as JSON pairs [[user, assistant], ...]
     /long N               N tokens ("t0 t1 ... ")
+    /stamp N              N tokens, each "<emit time in ns since the epoch> " (for latency)
     /slow SECONDS TEXT    wait SECONDS before the first token
     /lockstep TEXT        send token k+1 only after POST /replica/release
     /error MESSAGE        raise gr.Error(MESSAGE) before any token
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import re
 import socket
@@ -60,8 +62,10 @@ class Run:
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in
-                ("index", "query", "system", "history", "tokens_sent", "outcome")}
+        return {
+            name: getattr(self, name)
+            for name in ("index", "query", "system", "history", "tokens_sent", "outcome")
+        }
 
 
 class RunLog:
@@ -157,6 +161,8 @@ def script_for(query: str, system: str, history: list[list[str | None]]) -> Scri
         return Script(cumulative(tokenize(json.dumps(history, ensure_ascii=False))))
     if command == "/long":
         return Script(cumulative(f"t{k} " for k in range(int(arg))))
+    if command == "/stamp":
+        return Script(cumulative(f"{time.time_ns()} " for _ in range(int(arg))))
     if command == "/slow":
         seconds, _, text = arg.partition(" ")
         return Script(cumulative(tokenize(text or "slow reply")), first_delay=float(seconds))
@@ -201,11 +207,15 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
         try:
             if script.first_delay:
                 await asyncio.sleep(script.first_delay)
-            for step, snapshot in enumerate(script.snapshots):
+            snapshots = iter(script.snapshots)
+            for step in itertools.count():
                 if step and script.lockstep and not await log.wait_for_release(step):
                     raise gr.Error("lockstep: no release came")
                 if step and not script.lockstep:
                     await asyncio.sleep(delay)
+                snapshot = next(snapshots, None)  # after the wait, so /stamp times the emit
+                if snapshot is None:
+                    break
                 run.tokens_sent = step + 1
                 yield "", with_reply(history, query, snapshot), system
             if script.error is not None:
@@ -238,13 +248,11 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
             clear_history = gr.Button("🧹 Clear history")
             submit = gr.Button("🚀 Send")
 
-        chat_io = {
-            "inputs": [textbox, chatbot, system_state],
-            "outputs": [textbox, chatbot, system_input],
-            "concurrency_limit": concurrency_limit,
-        }
-        textbox.submit(model_chat, **chat_io)  # fn_index 0, /model_chat
-        submit.click(model_chat, **chat_io)  # fn_index 1, /model_chat_1
+        chat_inputs = [textbox, chatbot, system_state]
+        chat_outputs = [textbox, chatbot, system_input]
+        # fn_index 0 (/model_chat), then its Send-button twin, fn_index 1 (/model_chat_1)
+        textbox.submit(model_chat, chat_inputs, chat_outputs, concurrency_limit=concurrency_limit)
+        submit.click(model_chat, chat_inputs, chat_outputs, concurrency_limit=concurrency_limit)
         clear_history.click(fn=clear_session, inputs=[], outputs=[textbox, chatbot])
         modify_system.click(
             fn=modify_system_session,
@@ -252,7 +260,7 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
             outputs=[system_state, system_input, chatbot],
         )
     demo.queue(api_open=False)
-    demo.replica_log = log  # type: ignore[attr-defined]
+    demo.replica_log = log
     return demo
 
 

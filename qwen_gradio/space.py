@@ -42,7 +42,8 @@ def resolve_space_url(space: str | None = None) -> str:
         return space if space.endswith("/") else space + "/"
     if not _SPACE_ID.match(space):
         raise ValueError(
-            f"space must be a Space id like 'Qwen/Qwen2.5-Max-Demo' or an http(s) URL, not {space!r}"
+            "space must be a Space id like 'Qwen/Qwen2.5-Max-Demo' or an http(s) URL,"
+            f" not {space!r}"
         )
     subdomain = re.sub(r"[/._]", "-", space.lower())
     return f"https://{subdomain}.hf.space/"
@@ -145,7 +146,8 @@ def _message_text(content: Any) -> str:
         return content
     if isinstance(content, list):
         return "".join(
-            part.get("text") or "" for part in content
+            part.get("text") or ""
+            for part in content
             if isinstance(part, dict) and part.get("type", "text") == "text"
         )
     if isinstance(content, dict):  # a single part

@@ -18,7 +18,6 @@ diffs; the state applies them in place and compares the assistant's text with wh
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -94,6 +93,15 @@ def error_for_message(message: str | None, partial_text: str = "") -> SpaceError
     return SpaceError(message, partial_text=partial_text)
 
 
+def _common_prefix_length(a: str, b: str) -> int:
+    length = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        length += 1
+    return length
+
+
 class ReplyState:
     """One reply's progress: the Space's latest output, the assistant text, the queue status."""
 
@@ -136,7 +144,9 @@ class ReplyState:
         elif kind == "process_starts":
             self.status = QueueStatus(0, None, message.get("eta"), started=True)
         elif kind == "queue_full":
-            raise QueueFullError("the Space's queue is full; try again later", partial_text=self.text)
+            raise QueueFullError(
+                "the Space's queue is full; try again later", partial_text=self.text
+            )
         elif kind == "unexpected_error":
             raise error_for_message(message.get("message"), self.text)
         elif message.get("message") == "Server stopped unexpectedly.":
@@ -154,4 +164,4 @@ class ReplyState:
         if new.startswith(old):
             return new[len(old) :]
         self.rewrites += 1
-        return new[len(os.path.commonprefix([old, new])) :]
+        return new[_common_prefix_length(old, new) :]

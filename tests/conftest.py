@@ -2,8 +2,9 @@
 
 The replica runs in a subprocess, so the client's threads are all this process has. It runs under
 the current gradio (this environment) and under the Space's own gradio 5.x, from the interpreter
-named by ``QWEN_GRADIO_G5_PYTHON`` (``.ci/run`` builds that venv). Without it the gradio-5 cases
-are skipped, unless ``QWEN_GRADIO_REQUIRE_G5=1`` makes that an error (as in CI).
+named by ``QWEN_GRADIO_G5_PYTHON``, else ``.venv-gradio5`` (``tests/gradio5-venv.sh`` builds it).
+Without one the gradio-5 cases are skipped, unless ``QWEN_GRADIO_REQUIRE_G5=1`` makes that an
+error (as in CI).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class Replica:
     def wait(self, run: int, timeout: float = 20) -> dict[str, Any]:
         """Block until run ``run`` has ended on the Space; return what it did."""
         response = httpx.get(
-            f"{self.url}/replica/wait", params={"run": run, "timeout": timeout},
+            f"{self.url}/replica/wait",
+            params={"run": run, "timeout": timeout},
             timeout=timeout + 5,
         )
         response.raise_for_status()
@@ -60,7 +62,11 @@ def start_replica(python: str, generation: str, delay: float = 0.005) -> Replica
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen(
         [python, "-m", "qwen_gradio.replica", "--port", "0", "--delay", str(delay)],
-        stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        env=env,
+        cwd=ROOT,
     )
     assert process.stdout is not None
     line = process.stdout.readline()  # blocks until the server is up (or the process died)
@@ -76,6 +82,9 @@ def _g5_python() -> str | None:
     python = os.environ.get(G5_PYTHON_ENV)
     if python:
         return python
+    local = ROOT / ".venv-gradio5" / "bin" / "python"  # made by tests/gradio5-venv.sh
+    if local.exists():
+        return str(local)
     if os.environ.get("QWEN_GRADIO_REQUIRE_G5") == "1":
         pytest.fail(f"{G5_PYTHON_ENV} is not set but QWEN_GRADIO_REQUIRE_G5=1")
     return None

@@ -87,8 +87,11 @@ def test_rewrite_is_counted_and_text_is_the_spaces(client: QwenClient) -> None:
 def test_system_prompt_reaches_the_space(replica: Replica, client: QwenClient) -> None:
     assert client.chat("/system") == "You are a helpful assistant."
     assert client.chat("/system", system="Be brief.") == "Be brief."
-    messages = [{"role": "system", "content": "A"}, {"role": "system", "content": "B"},
-                {"role": "user", "content": "/system"}]
+    messages = [
+        {"role": "system", "content": "A"},
+        {"role": "system", "content": "B"},
+        {"role": "user", "content": "/system"},
+    ]
     assert "".join(both(replica, client, messages)) == "A\nB"
 
 
@@ -115,8 +118,9 @@ def test_app_error_before_any_text(replica: Replica, client: QwenClient) -> None
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_app_error_mid_stream_keeps_the_partial_text(replica: Replica, client: QwenClient,
-                                                     mode: str) -> None:
+def test_app_error_mid_stream_keeps_the_partial_text(
+    replica: Replica, client: QwenClient, mode: str
+) -> None:
     received: list[str] = []
 
     async def consume() -> None:
@@ -169,6 +173,7 @@ def test_queue_status_is_reported(client: QwenClient) -> None:
 
 
 # -- cancellation --------------------------------------------------------------------------
+
 
 def assert_stopped_early(replica: Replica, run: int, total: int) -> None:
     result = replica.wait(run)
@@ -251,6 +256,7 @@ async def test_async_break_and_aclose_cancel_the_job(replica: Replica) -> None:
 
 
 # -- resources -----------------------------------------------------------------------------
+
 
 def test_no_thread_left_after_close(replica: Replica, no_new_threads: None) -> None:
     client = QwenClient(replica.url)

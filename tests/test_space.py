@@ -32,7 +32,9 @@ def test_bad_space_is_refused(bad: str) -> None:
 
 def config(version: str, chatbot_props: dict[str, object]) -> dict[str, object]:
     return {
-        "version": version, "protocol": "sse_v3", "api_prefix": "/gradio_api",
+        "version": version,
+        "protocol": "sse_v3",
+        "api_prefix": "/gradio_api",
         "components": [
             {"id": 8, "type": "textbox", "props": {}},
             {"id": 10, "type": "chatbot", "props": chatbot_props},
@@ -40,8 +42,13 @@ def config(version: str, chatbot_props: dict[str, object]) -> dict[str, object]:
             {"id": 4, "type": "textbox", "props": {}},
         ],
         "dependencies": [
-            {"id": 0, "api_name": "model_chat", "targets": [[11, "submit"]],
-             "inputs": [11, 10, 8], "outputs": [11, 10, 4]},
+            {
+                "id": 0,
+                "api_name": "model_chat",
+                "targets": [[11, "submit"]],
+                "inputs": [11, 10, 8],
+                "outputs": [11, 10, 4],
+            },
         ],
     }
 
@@ -54,8 +61,9 @@ def config(version: str, chatbot_props: dict[str, object]) -> dict[str, object]:
         ("6.31.0", {}, ChatFormat.MESSAGE_PARTS),
     ],
 )
-def test_chat_format_comes_from_the_config(version: str, props: dict[str, object],
-                                           expected: ChatFormat) -> None:
+def test_chat_format_comes_from_the_config(
+    version: str, props: dict[str, object], expected: ChatFormat
+) -> None:
     endpoint = ChatEndpoint.from_config(config(version, props))
     assert endpoint.chat_format is expected
     assert (endpoint.fn_index, endpoint.trigger_id, endpoint.chatbot_output) == (0, 11, 1)
@@ -78,7 +86,8 @@ def test_history_encodings() -> None:
         {"role": "assistant", "content": "a"},
     ]
     assert encode_history(history, ChatFormat.MESSAGE_PARTS)[1] == {
-        "role": "user", "content": [{"type": "text", "text": "u"}]
+        "role": "user",
+        "content": [{"type": "text", "text": "u"}],
     }
 
 
@@ -86,10 +95,22 @@ def test_assistant_text_in_every_format() -> None:
     assert assistant_text([["q", "a"]]) == "a"
     assert assistant_text([["q", None]]) == ""
     assert assistant_text([{"role": "user", "content": "q"}]) == ""
-    assert assistant_text(
-        [{"role": "user", "content": "q"}, {"role": "assistant", "content": [
-            {"type": "text", "text": "a"}, {"type": "file", "file": {}}, {"type": "text", "text": "b"}]}]
-    ) == "ab"
+    assert (
+        assistant_text(
+            [
+                {"role": "user", "content": "q"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "text", "text": "a"},
+                        {"type": "file", "file": {}},
+                        {"type": "text", "text": "b"},
+                    ],
+                },
+            ]
+        )
+        == "ab"
+    )
 
 
 def test_import_does_not_load_gradio() -> None:

@@ -24,7 +24,9 @@ def parts(text: str) -> list[dict[str, str]]:
 
 def test_apply_diff_actions() -> None:
     value: Any = {"a": [1, 2], "s": "x"}
-    value = apply_diff(value, [["append", ["s"], "yz"], ["add", ["a", 1], 9], ["delete", ["a", 0], None]])
+    value = apply_diff(
+        value, [["append", ["s"], "yz"], ["add", ["a", 1], 9], ["delete", ["a", 0], None]]
+    )
     assert value == {"a": [9, 2], "s": "xyz"}
     assert apply_diff("ab", [["append", [], "c"]]) == "abc"
     assert apply_diff("ab", [["replace", [], "new"]]) == "new"
@@ -52,7 +54,9 @@ def test_message_parts_and_earlier_turns() -> None:
         {"role": "assistant", "content": parts("new")},
     ]
     assert state.feed(generating(["", history, "s"])) == "new"
-    assert state.feed(generating([[], [["append", [3, "content", 0, "text"], " one"]], []])) == " one"
+    assert (
+        state.feed(generating([[], [["append", [3, "content", 0, "text"], " one"]], []])) == " one"
+    )
     assert state.text == "new one"
 
 
@@ -93,8 +97,11 @@ def test_app_error_keeps_the_partial_text() -> None:
     [
         ({"msg": "process_completed", "success": False, "output": {"error": None}}, SpaceError),
         (
-            {"msg": "process_completed", "success": False,
-             "output": {"error": "You have exceeded your GPU quota (60s left)."}},
+            {
+                "msg": "process_completed",
+                "success": False,
+                "output": {"error": "You have exceeded your GPU quota (60s left)."},
+            },
             RateLimitedError,
         ),
         ({"msg": "unexpected_error", "message": "Too many requests"}, RateLimitedError),
