@@ -24,7 +24,8 @@ query that starts with a directive scripts the reply::
 
 Anything else gets a friendly echo. Besides the Space's own API the server answers
 ``GET /replica/runs`` (what each chat call received and how it ended), ``GET
-/replica/wait?run=K&timeout=S`` (blocks until run K has ended) and ``POST /replica/release``.
+/replica/wait?run=K&timeout=S`` (blocks until run K has ended), ``POST /replica/release`` and
+``GET /replica/requests`` (method, path and auth header of each request to the Space).
 
 Serve it with ``python -m qwen_gradio.replica --port 7860``. Only this module imports gradio.
 """
@@ -73,6 +74,7 @@ class RunLog:
 
     def __init__(self) -> None:
         self.runs: list[Run] = []
+        self.requests: list[dict[str, Any]] = []
         self._released = 0
         self._changed: asyncio.Condition | None = None
 
@@ -178,7 +180,12 @@ def script_for(query: str, system: str, history: list[list[str | None]]) -> Scri
     return Script(cumulative(tokenize(reply)))
 
 
-def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: RunLog | None = None):  # type: ignore[no-untyped-def]
+def build_demo(  # type: ignore[no-untyped-def]
+    delay: float = 0.005,
+    concurrency_limit: int | None = 5,
+    max_queue: int | None = None,
+    log: RunLog | None = None,
+):
     """The replica's Blocks app, laid out and wired like the real Space."""
     import gradio as gr
 
@@ -259,18 +266,50 @@ def build_demo(delay: float = 0.005, concurrency_limit: int | None = 5, log: Run
             inputs=[system_input],
             outputs=[system_state, system_input, chatbot],
         )
-    demo.queue(api_open=False)
+    demo.queue(api_open=False, max_size=max_queue)
     demo.replica_log = log
     return demo
 
 
-def build_app(delay: float = 0.005, concurrency_limit: int | None = 5):  # type: ignore[no-untyped-def]
+class RequestRecorder:
+    """ASGI middleware that notes each request to the Space (not to ``/replica/*``)."""
+
+    def __init__(self, app: Any, log: RunLog) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/replica/"):
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]
+            }
+            self.log.requests.append(
+                {
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "authorization": headers.get("x-hf-authorization")
+                    or headers.get("authorization"),
+                    "user_agent": headers.get("user-agent"),
+                }
+            )
+            del self.log.requests[:-1000]
+        await self.app(scope, receive, send)
+
+
+def build_app(  # type: ignore[no-untyped-def]
+    delay: float = 0.005, concurrency_limit: int | None = 5, max_queue: int | None = None
+):
     """A FastAPI app: the replica Space at ``/`` plus the ``/replica/*`` routes for tests."""
     import gradio as gr
     from fastapi import FastAPI, HTTPException
 
     log = RunLog()
     app = FastAPI()
+    app.add_middleware(RequestRecorder, log=log)
+
+    @app.get("/replica/requests")
+    def requests() -> list[dict[str, Any]]:
+        return list(log.requests)
 
     @app.get("/replica/runs")
     def runs() -> list[dict[str, Any]]:
@@ -292,7 +331,7 @@ def build_app(delay: float = 0.005, concurrency_limit: int | None = 5):  # type:
         await log.release()
         return {"released": True}
 
-    demo = build_demo(delay=delay, concurrency_limit=concurrency_limit, log=log)
+    demo = build_demo(delay, concurrency_limit, max_queue, log)
     return gr.mount_gradio_app(app, demo, path="")
 
 
@@ -303,14 +342,22 @@ class ReplicaServer:
     ...     print(server.url)
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, delay: float = 0.005) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        delay: float = 0.005,
+        concurrency_limit: int | None = 5,
+        max_queue: int | None = None,
+    ) -> None:
         import uvicorn
 
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(build_app(delay=delay), log_level="warning", lifespan="on")
+        app = build_app(delay, concurrency_limit, max_queue)
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -348,8 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860, help="0 picks a free port")
     parser.add_argument("--delay", type=float, default=0.005, help="seconds between tokens")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=5,
+        help="chat jobs run at once, like the Space (5); more wait in the queue",
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=None,
+        help="refuse jobs beyond this many waiting (default: no limit)",
+    )
     args = parser.parse_args(argv)
-    server = ReplicaServer(args.host, args.port, delay=args.delay).start()
+    server = ReplicaServer(args.host, args.port, args.delay, args.concurrency, args.max_queue)
+    server.start()
     print(f"Replica of Qwen/Qwen2.5-Max-Demo serving at {server.url}", flush=True)
     try:
         threading.Event().wait()

@@ -52,6 +52,10 @@ class Replica:
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The requests the Space received: method, path, auth header, user agent."""
+        return httpx.get(f"{self.url}/replica/requests", timeout=10).json()  # type: ignore[no-any-return]
+
     def release(self) -> None:
         httpx.post(f"{self.url}/replica/release", timeout=10).raise_for_status()
 

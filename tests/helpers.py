@@ -1,0 +1,121 @@
+"""Real servers for tests: a forwarding HTTP proxy, and a scripted stand-in for HF's front end."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class _ProxyHandler(socketserver.BaseRequestHandler):
+    server: RecordingProxy
+
+    def handle(self) -> None:
+        client = self.request
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(65536)
+            if not chunk:
+                return
+            head += chunk
+        head, _, rest = head.partition(b"\r\n\r\n")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, target, version = request_line.split(" ", 2)
+        url = urlsplit(target)  # a proxy gets absolute URLs
+        self.server.seen.append(f"{method} {target}")
+        headers = [h for h in header_lines if not h.lower().startswith(("connection:", "proxy-"))]
+        path = url.path + (f"?{url.query}" if url.query else "")
+        upstream = socket.create_connection((url.hostname, url.port or 80))
+        outgoing = "\r\n".join([f"{method} {path} {version}", *headers, "Connection: close"])
+        upstream.sendall(outgoing.encode("latin-1") + b"\r\n\r\n" + rest)
+
+        def pump(source: socket.socket, sink: socket.socket) -> None:
+            try:
+                while data := source.recv(65536):
+                    sink.sendall(data)
+            except OSError:
+                pass
+            finally:
+                try:
+                    sink.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+        uploader = threading.Thread(target=pump, args=(client, upstream), daemon=True)
+        uploader.start()
+        pump(upstream, client)
+        upstream.close()
+
+
+class RecordingProxy(socketserver.ThreadingTCPServer):
+    """A plain-HTTP forwarding proxy on loopback that records every request line it forwards."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> RecordingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+Route = Callable[[str, str], tuple[int, str, str]]  # (method, path) -> (status, type, body)
+
+
+class FrontEnd(http.server.ThreadingHTTPServer):
+    """Stands in for what Hugging Face's front end answers when no Gradio app does (a sleeping
+    Space's page, a 429): states this machine cannot reach for real."""
+
+    daemon_threads = True
+
+    def __init__(self, route: Route) -> None:
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                self.rfile.read(length)
+                status, kind, body = outer.route(self.command, self.path)
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("content-type", kind)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.route = route
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> FrontEnd:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
