@@ -22,22 +22,33 @@ from .errors import (
     StreamTimeoutError,
 )
 from .messages import DEFAULT_SYSTEM, Conversation, to_conversation
+from .provider import (
+    AsyncGeneratorProvider,
+    AsyncResult,
+    ProviderModelMixin,
+    Qwen_Qwen_2_5_Max,
+    generate_session_hash,
+)
 from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
 from .stream import QueueStatus
 
 __all__ = [
     "DEFAULT_SPACE",
     "DEFAULT_SYSTEM",
+    "AsyncGeneratorProvider",
+    "AsyncResult",
     "AsyncStream",
     "ChatFormat",
     "Conversation",
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
     "ModelNotSupportedError",
+    "ProviderModelMixin",
     "QueueFullError",
     "QueueStatus",
     "QwenClient",
     "QwenGradioError",
+    "Qwen_Qwen_2_5_Max",
     "RateLimitedError",
     "SpaceError",
     "SpaceUnavailableError",
@@ -46,6 +57,7 @@ __all__ = [
     "StreamTimeoutError",
     "Timeouts",
     "__version__",
+    "generate_session_hash",
     "resolve_space_url",
     "to_conversation",
 ]

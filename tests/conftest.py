@@ -128,3 +128,10 @@ def no_new_threads() -> Iterator[None]:
         thread.join(timeout=5)
     left = [t.name for t in left if t.is_alive()]
     assert not left, f"threads left behind: {left}"
+
+
+def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
+    """Register the matcher that keeps session hashes and event ids out of cassette matching."""
+    from .cassette_config import gradio_matcher
+
+    vcr.register_matcher("gradio", gradio_matcher)

@@ -1,0 +1,238 @@
+"""gpt4free-compatible provider classes, and ``Qwen_Qwen_2_5_Max`` built on QwenClient.
+
+The base classes keep the gpt4free semantics that matter to users: ``get_model`` (``""`` and
+``"auto"`` mean the default, aliases resolve, anything else raises ModelNotSupportedError with no
+network), ``create_async_generator`` (an async generator of text), and a sync
+``create_completion`` built on it.
+
+Unlike the original gpt4free provider, ``Qwen_Qwen_2_5_Max`` sends the conversation's turns to the
+Space as real history; ``history="flatten"`` reproduces the original's single prompt instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any, ClassVar
+
+from ._loop import LoopThread
+from ._transport import new_session_hash
+from .client import AsyncStream, QwenClient, Timeouts
+from .errors import InvalidMessagesError, ModelNotSupportedError
+from .messages import Prompt, to_conversation
+from .space import DEFAULT_SPACE, resolve_space_url
+
+__all__ = [
+    "AsyncGeneratorProvider",
+    "AsyncResult",
+    "ProviderModelMixin",
+    "Qwen_Qwen_2_5_Max",
+    "flatten_prompt",
+    "generate_session_hash",
+]
+
+
+def generate_session_hash() -> str:
+    """A unique session hash: the first 8 hex digits of one uuid4 and 4 of another."""
+    return new_session_hash()
+
+
+class AsyncResult:
+    """What ``create_async_generator`` returns: iterate it (gpt4free), or await it and iterate
+    its ``generator`` (the seed's spelling). Either way, text fragments as the Space emits them.
+    """
+
+    def __init__(self, generator: AsyncIterator[str]) -> None:
+        self.generator = generator
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self.generator
+
+    def __await__(self) -> Generator[Any, None, AsyncResult]:
+        async def itself() -> AsyncResult:
+            return self
+
+        return itself().__await__()
+
+    async def aclose(self) -> None:
+        """Stop early; cancels the job on the Space."""
+        await self.generator.aclose()  # type: ignore[attr-defined]
+
+
+class ProviderModelMixin:
+    """Model names: a default, a list, and aliases."""
+
+    default_model: ClassVar[str] = ""
+    models: ClassVar[list[str]] = []
+    model_aliases: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def get_models(cls) -> list[str]:
+        return list(cls.models)
+
+    @classmethod
+    def get_model(cls, model: str | None, **kwargs: Any) -> str:
+        """The model name to use; raises ModelNotSupportedError for an unknown one."""
+        if not model or model == "auto":
+            return cls.default_model
+        if model in cls.models:
+            return model
+        if model in cls.model_aliases:
+            return cls.model_aliases[model]
+        raise ModelNotSupportedError(
+            f"Model is not supported: {model!r} in {cls.__name__}."
+            f" Valid models: {', '.join(cls.models + list(cls.model_aliases))}"
+        )
+
+
+class AsyncGeneratorProvider:
+    """A provider whose core is an async generator of text fragments."""
+
+    label: ClassVar[str] = ""
+    url: ClassVar[str] = ""
+    working: ClassVar[bool] = False
+    supports_stream: ClassVar[bool] = True
+    supports_system_message: ClassVar[bool] = False
+    supports_message_history: ClassVar[bool] = False
+
+    @classmethod
+    def create_async_generator(
+        cls, model: str, messages: Prompt, proxy: str | None = None, **kwargs: Any
+    ) -> AsyncResult:
+        raise NotImplementedError
+
+    @classmethod
+    def create_completion(
+        cls, model: str, messages: Prompt, stream: bool = True, **kwargs: Any
+    ) -> Iterator[str]:
+        """A sync generator over ``create_async_generator``; with ``stream=False`` it yields the
+        whole reply once. Works inside a running event loop too. Bad input raises at once."""
+        result = cls.create_async_generator(model, messages, **kwargs)
+        return _drive(result, stream)
+
+    @classmethod
+    async def create_async(cls, model: str, messages: Prompt, **kwargs: Any) -> str:
+        """The whole reply."""
+        return "".join(
+            [part async for part in cls.create_async_generator(model, messages, **kwargs)]
+        )
+
+
+def _drive(result: AsyncResult, stream: bool) -> Iterator[str]:
+    """Iterate an AsyncResult from sync code, on a private event-loop thread."""
+    runner = LoopThread(name="qwen_gradio-provider")
+    iterator = result.generator
+    parts: list[str] = []
+    try:
+        while True:
+            try:
+                part = runner.run(_anext(iterator))
+            except StopAsyncIteration:
+                break
+            if stream:
+                yield part
+            else:
+                parts.append(part)
+        if not stream:
+            yield "".join(parts)
+    finally:
+        runner.stop(result.aclose)
+
+
+async def _anext(iterator: AsyncIterator[str]) -> str:
+    return await iterator.__anext__()
+
+
+def flatten_prompt(messages: Prompt) -> tuple[str, str]:
+    """The original provider's (prompt, system): system messages joined into the system prompt,
+    the rest formatted as "Role: content" lines ending in "Assistant:" (gpt4free's format_prompt).
+    """
+    conversation = to_conversation(messages)  # validates, and finds the system prompt
+    if isinstance(messages, str):
+        return messages, conversation.system
+    dialogue = [m for m in messages if m["role"] != "system"]
+    if len(dialogue) == 1:
+        return str(dialogue[0]["content"]), conversation.system
+    lines = [f"{m['role'].capitalize()}: {m['content']}" for m in dialogue]
+    return "\n".join([*lines, "Assistant:"]), conversation.system
+
+
+class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free's name
+    """Qwen2.5-Max through the Hugging Face Space ``Qwen/Qwen2.5-Max-Demo``.
+
+    Example::
+
+        async for part in Qwen_Qwen_2_5_Max.create_async_generator(
+            model="qwen-qwen2-5-max", messages=[{"role": "user", "content": "Hi"}]
+        ):
+            print(part, end="")
+
+    kwargs: ``space=`` (an id or URL instead of the default Space), ``hf_token=``, ``timeout=``
+    (seconds for the whole reply, or Timeouts), ``history="flatten"`` (one prompt, no history).
+    """
+
+    label: ClassVar[str] = "Qwen Qwen-2.5-Max"
+    url: ClassVar[str] = resolve_space_url(DEFAULT_SPACE).rstrip("/")
+    api_endpoint: ClassVar[str] = f"{url}/gradio_api/queue/join"
+    working: ClassVar[bool] = True
+    supports_stream: ClassVar[bool] = True
+    supports_system_message: ClassVar[bool] = True
+    supports_message_history: ClassVar[bool] = True
+    default_model: ClassVar[str] = "qwen-qwen2-5-max"
+    model_aliases: ClassVar[dict[str, str]] = {
+        "qwen-2.5-max": default_model,
+        "qwen-2-5-max": default_model,
+    }
+    models: ClassVar[list[str]] = [default_model]
+
+    _clients: ClassVar[dict[tuple[Any, ...], QwenClient]] = {}
+    _clients_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def _client(
+        cls,
+        space: str | None,
+        hf_token: str | None,
+        proxy: str | None,
+        timeout: Timeouts | float | None,
+    ) -> QwenClient:
+        """A QwenClient per (space, token, proxy, timeout), so a Space's config is fetched once.
+        Its async use starts no thread; it holds only pooled connections."""
+        key = (resolve_space_url(space), hf_token, proxy, Timeouts.of(timeout))
+        with cls._clients_lock:
+            client = cls._clients.get(key)
+            if client is None:
+                client = cls._clients[key] = QwenClient(
+                    space, hf_token=hf_token, proxy=proxy, timeout=timeout
+                )
+            return client
+
+    @classmethod
+    def create_async_generator(
+        cls, model: str, messages: Prompt, proxy: str | None = None, **kwargs: Any
+    ) -> AsyncResult:
+        """Stream the reply to ``messages`` as text fragments.
+
+        Raises ModelNotSupportedError or InvalidMessagesError at once, before any request.
+        """
+        cls.get_model(model)
+        space = kwargs.pop("space", None)
+        hf_token = kwargs.pop("hf_token", None)
+        timeout = kwargs.pop("timeout", None)
+        history = kwargs.pop("history", "real")
+        if history == "flatten":
+            prompt, system = flatten_prompt(messages)
+            conversation_input: Prompt = prompt
+        elif history == "real":
+            conversation_input, system = messages, None
+        else:
+            raise InvalidMessagesError(f"history must be 'real' or 'flatten', not {history!r}")
+        client = cls._client(space, hf_token, proxy, timeout)
+        stream = client.astream(conversation_input, system=system)  # validates the input now
+        return AsyncResult(_fragments(stream))
+
+
+async def _fragments(stream: AsyncStream) -> AsyncIterator[str]:
+    async with stream:
+        async for delta in stream:
+            yield delta
