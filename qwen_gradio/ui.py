@@ -1,0 +1,177 @@
+"""A local web chat page that re-exposes a Qwen demo Space: ``qwen-gradio ui``.
+
+A ``gr.ChatInterface`` streams each reply through ``QwenClient.astream`` with the whole
+conversation as real history, and a system-prompt box that applies to the next message. The Stop
+button cancels the job on the Space; retry, undo and clear are ChatInterface's own; conversations
+are saved in the browser. While the Space queues the request the reply shows the queue position.
+Errors appear as the Space's own text. The chat endpoint stays callable by any Gradio client as
+``/chat`` with ``(message, system_prompt)``.
+
+This is the only module besides the replica that imports gradio (the ``ui`` extra). The page
+loads nothing from outside this machine: no analytics, and system fonts instead of web fonts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from .client import QwenClient
+from .errors import QwenGradioError
+from .messages import DEFAULT_SYSTEM
+from .stream import QueueStatus
+
+__all__ = ["REPLICA", "build_ui", "close", "queue_note", "serve"]
+
+REPLICA = "replica"  # --space replica: serve the bundled replica in this process
+ERROR_TITLE = "The Space could not answer"
+
+
+def queue_note(status: QueueStatus) -> str:
+    """What the reply shows while the job waits in the Space's queue."""
+    if status.started:
+        return "The Space is working on your message…"
+    rank = status.rank or 0
+    where = "you are next" if rank == 0 else f"{rank} ahead of you"
+    eta = f", about {status.eta:.0f} s" if status.eta and status.eta >= 1 else ""
+    return f"Waiting in the Space's queue: {where}{eta}…"
+
+
+def _text(content: Any) -> str:
+    """The text of a ChatInterface message's content (a string, or parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return str(content.get("text") or "")
+    if isinstance(content, list):
+        return "".join(_text(part) for part in content)
+    return ""
+
+
+def to_messages(message: str, history: list[Any], system_prompt: str) -> list[dict[str, str]]:
+    """ChatInterface's (message, history) as OpenAI-style messages for QwenClient. The page's
+    own notes (messages with a metadata title: queue status, errors) are not conversation."""
+    messages = [{"role": "system", "content": system_prompt or DEFAULT_SYSTEM}]
+    for item in history:
+        fields = item if isinstance(item, dict) else vars(item)
+        if (fields.get("metadata") or {}).get("title"):
+            continue
+        role = fields.get("role")
+        if role in ("user", "assistant"):
+            messages.append({"role": str(role), "content": _text(fields.get("content"))})
+    messages.append({"role": "user", "content": message})
+    return messages
+
+
+def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
+    """The chat page (a ``gr.ChatInterface``) for ``client``'s Space."""
+    label = space_label or client.space_url
+
+    def note(title: str, text: str = "", pending: bool = False) -> Any:
+        metadata = {"title": title, **({"status": "pending"} if pending else {})}
+        return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
+
+    async def chat(
+        message: str, history: list[Any], system_prompt: str, request: gr.Request | None = None
+    ) -> AsyncIterator[Any]:
+        if not message or not message.strip():
+            raise gr.Error("Type a message first.", print_exception=False)
+        stream = client.astream(to_messages(message, history, system_prompt))
+        try:
+            while True:
+                try:
+                    event = await stream.next_event()
+                except StopAsyncIteration:
+                    break
+                if isinstance(event, QueueStatus):
+                    if not stream.text:
+                        yield note(queue_note(event), pending=True)
+                else:
+                    yield stream.text
+        except QwenGradioError as exc:
+            if request is not None and request.headers.get("x-gradio-user") == "api":
+                raise gr.Error(exc.message, print_exception=False) from None  # API: an error
+            # In the page: keep the partial reply readable and say, in the Space's words, why
+            # it stopped (an error status would cover the whole chat).
+            reply = [note(f"{ERROR_TITLE}: {exc.message}")]
+            if exc.partial_text:
+                reply.insert(0, gr.ChatMessage(role="assistant", content=exc.partial_text))
+            yield reply
+            gr.Warning(exc.message, title=ERROR_TITLE)
+        finally:
+            await stream.aclose()  # Stop, a closed tab or an error: cancel the job on the Space
+
+    system_box = gr.Textbox(
+        value=DEFAULT_SYSTEM,
+        label="System prompt",
+        lines=2,
+        info="Applies to your next message.",
+    )
+    return gr.ChatInterface(
+        chat,
+        additional_inputs=[system_box],
+        additional_inputs_accordion=gr.Accordion("System prompt", open=True),
+        title="Qwen2.5-Max chat",
+        description=f"Talking to the Space at **{label}** through qwen_gradio.",
+        save_history=True,
+        api_name="chat",
+        fill_height=True,
+        analytics_enabled=False,
+    )
+
+
+def local_theme() -> Any:
+    """gradio's default theme with system fonts: the page fetches no web fonts."""
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"],
+        font_mono=["ui-monospace", "monospace"],
+    )
+
+
+def serve(
+    space: str | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    hf_token: str | None = None,
+    proxy: str | None = None,
+    replica_delay: float = 0.03,
+    prevent_thread_lock: bool = False,
+) -> Any:
+    """Serve the chat page; ``space="replica"`` first starts the bundled replica in-process.
+
+    Returns the launched app (with ``prevent_thread_lock``), else blocks until interrupted.
+    """
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    replica, label = None, None
+    if space == REPLICA:
+        from .replica import ReplicaServer
+
+        replica = ReplicaServer(delay=replica_delay).start()
+        space, label = replica.url, f"{replica.url} (the offline replica)"
+    client = QwenClient(space, hf_token=hf_token, proxy=proxy)
+    demo = build_ui(client, space_label=label)
+    demo.queue(default_concurrency_limit=None)
+    demo.qwen_client, demo.qwen_replica = client, replica
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=prevent_thread_lock,
+        show_error=True,
+        quiet=prevent_thread_lock,
+        theme=local_theme(),
+    )
+    if not prevent_thread_lock:  # launch() returned: the server was stopped (Ctrl-C)
+        close(demo)
+    return demo
+
+
+def close(demo: Any) -> None:
+    """Stop a page started by ``serve``, its client, and its replica if it has one."""
+    demo.close()
+    demo.qwen_client.close()
+    if demo.qwen_replica is not None:
+        demo.qwen_replica.stop()

@@ -1,0 +1,260 @@
+"""The local web chat page: through gradio_client, and in a real headless browser.
+
+The browser is Debian's chromium driven by Playwright (``.ci/run`` installs both). Without a
+chromium the browser tests are skipped, unless ``QWEN_GRADIO_REQUIRE_BROWSER=1`` (as in CI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("gradio")
+
+from gradio_client import Client
+
+from qwen_gradio import QwenClient
+from qwen_gradio.replica import ReplicaServer
+from qwen_gradio.ui import close, serve
+
+from .conftest import ARTIFACTS
+
+CHROMIUM = os.environ.get("QWEN_GRADIO_CHROMIUM") or shutil.which("chromium") or ""
+
+
+class Side:
+    """The replica's /replica/* side API."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def next_run(self) -> int:
+        return len(httpx.get(f"{self.url}/replica/runs", timeout=10).json())
+
+    def wait(self, run: int, timeout: float = 20) -> dict[str, Any]:
+        response = httpx.get(
+            f"{self.url}/replica/wait", params={"run": run, "timeout": timeout}, timeout=timeout + 5
+        )
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def release(self) -> None:
+        httpx.post(f"{self.url}/replica/release", timeout=10).raise_for_status()
+
+
+@pytest.fixture(scope="module")
+def space() -> Iterator[ReplicaServer]:
+    """A replica that runs one chat job at a time, so a second one visibly queues."""
+    with ReplicaServer(delay=0.01, concurrency_limit=1) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def page_url(space: ReplicaServer) -> Iterator[str]:
+    demo = serve(space.url, port=None, prevent_thread_lock=True)
+    yield demo.local_url
+    close(demo)
+
+
+@pytest.fixture
+def side(space: ReplicaServer) -> Side:
+    return Side(space.url)
+
+
+# -- through gradio_client -------------------------------------------------------------------
+
+
+def test_the_chat_endpoint_is_callable_as_chat(page_url: str) -> None:
+    api = Client(page_url, verbose=False).view_api(print_info=False, return_format="dict")
+    parameters = [p["parameter_name"] for p in api["named_endpoints"]["/chat"]["parameters"]]
+    assert parameters == ["message", "system_prompt"]
+
+
+def test_system_prompt_and_history_reach_the_space(page_url: str, side: Side) -> None:
+    client = Client(
+        page_url, verbose=False
+    )  # one client: one session, whose history the page keeps
+    assert client.predict("/system", "Talk like a pirate.", api_name="/chat") == (
+        "Talk like a pirate."
+    )
+    run = side.next_run()
+    reply = client.predict("/history", "Second system.", api_name="/chat")
+    assert reply == '[["/system", "Talk like a pirate."]]'
+    assert side.wait(run)["system"] == "Second system."
+
+
+def test_an_app_error_shows_the_spaces_message(page_url: str) -> None:
+    client = Client(page_url, verbose=False)
+    with pytest.raises(Exception, match="the model broke"):
+        client.predict("/fail 2 the model broke", "", api_name="/chat")
+
+
+def test_stopping_cancels_the_job_on_the_space(page_url: str, side: Side) -> None:
+    client = Client(page_url, verbose=False)
+    run = side.next_run()
+    job = client.submit("/long 5000", "", api_name="/chat")
+    for output in job:
+        if output:  # the reply has started
+            break
+    job.cancel()
+    result = side.wait(run)
+    assert result["outcome"] == "stopped" and result["tokens_sent"] < 5000
+    client.close()
+
+
+def test_ui_replica_flag_serves_the_bundled_replica() -> None:
+    demo = serve("replica", port=None, prevent_thread_lock=True)
+    try:
+        assert demo.qwen_replica is not None
+        reply = Client(demo.local_url, verbose=False).predict("hi", "", api_name="/chat")
+        assert reply == "This is the offline replica of Qwen2.5-Max. You said: hi"
+    finally:
+        close(demo)
+
+
+# -- in a real browser ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM:
+        if os.environ.get("QWEN_GRADIO_REQUIRE_BROWSER") == "1":
+            pytest.fail("no chromium, but QWEN_GRADIO_REQUIRE_BROWSER=1")
+        pytest.skip("no chromium (apt-get install chromium)")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+def test_chatting_in_a_browser(
+    browser: Any, page_url: str, side: Side, space: ReplicaServer
+) -> None:
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    outside: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            outside.append(r.url)
+            if not r.url.startswith(("http://127.0.0.1", "data:", "blob:"))
+            else None
+        ),
+    )
+    page.goto(page_url)
+    expect(page.get_by_text(f"Talking to the Space at {space.url}")).to_be_visible()
+
+    message = page.locator("textarea[data-testid=textbox]").first
+    bot = page.locator('[data-testid="bot"]')
+
+    # The system prompt box applies to the next message.
+    page.locator("textarea[data-testid=textbox]").last.fill("You are a pirate.")
+    message.fill("/system")
+    message.press("Enter")
+    expect(bot.last).to_have_text("You are a pirate.")
+
+    # The reply grows as the Space streams: the replica sends each token only when released.
+    run = side.next_run()
+    message.fill("/lockstep Ahoy there matey")
+    message.press("Enter")
+    expect(bot.last).to_have_text("Ahoy")
+    side.release()
+    side.release()
+    expect(bot.last).to_have_text("Ahoy there")
+    page.screenshot(path=str(ARTIFACTS / "ui-streaming.png"))
+
+    # Stop ends the stream in the page and cancels the job on the Space.
+    page.locator("button.stop-button").click()
+    assert side.wait(run)["outcome"] == "stopped"
+    expect(bot.last).to_have_text("Ahoy there")
+
+    # While the Space is busy the reply shows the queue position, then the answer.
+    with QwenClient(space.url) as blocker:
+        holding = blocker.stream("/lockstep hold on")
+        assert next(holding) == "hold"  # the Space's only slot is taken
+        message.fill("/echo after the queue")
+        message.press("Enter")
+        expect(bot.last).to_contain_text("Waiting in the Space's queue: you are next")
+        page.screenshot(path=str(ARTIFACTS / "ui-queued.png"))
+        holding.close()
+    expect(bot.last).to_have_text("after the queue")
+
+    # An error reads as the Space's own words, and the partial reply stays visible.
+    message.fill("/fail 3 the model ran out of ideas")
+    message.press("Enter")
+    expect(
+        page.get_by_text("The Space could not answer: the model ran out of ideas").first
+    ).to_be_visible()
+    expect(page.get_by_text("w1 w2 w3")).to_be_visible()
+    expect(
+        page.locator(".toast-body").filter(has_text="the model ran out of ideas")
+    ).to_be_visible()
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(ARTIFACTS / "ui-error.png"))
+
+    # The conversation is saved in the browser: after a reload it can be opened again.
+    page.reload()
+    saved = page.get_by_text("/system", exact=True).first
+    expect(saved).to_be_visible()
+    saved.click()
+    expect(page.locator('[data-testid="user"]').first).to_have_text("/system")
+    expect(page.locator('[data-testid="bot"]').first).to_have_text("You are a pirate.")
+    page.screenshot(path=str(ARTIFACTS / "ui-reloaded.png"))
+
+    assert outside == [], f"the page contacted other hosts: {outside}"
+    context.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_ui_command_serves_the_page_with_the_replica() -> None:
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "qwen_gradio", "ui", "--space", "replica", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # gradio announces the page once it is up
+            if "Running on local URL" in line:
+                break
+        url = f"http://127.0.0.1:{port}"
+        assert "Qwen2.5-Max chat" in httpx.get(url, timeout=10).text
+        reply = Client(url, verbose=False).predict("hello", "", api_name="/chat")
+        assert reply == "This is the offline replica of Qwen2.5-Max. You said: hello"
+    finally:
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err
