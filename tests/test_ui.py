@@ -198,6 +198,13 @@ def test_chatting_in_a_browser(
         holding.close()
     expect(bot.last).to_have_text("after the queue")
 
+    # The page's conversation reaches the Space as real history (the queue note is not part of it).
+    message.fill("/history")
+    message.press("Enter")
+    expect(bot.last).to_contain_text('["/system", "You are a pirate."]')
+    expect(bot.last).to_contain_text('["/echo after the queue", "after the queue"]')
+    expect(bot.last).not_to_contain_text("Waiting")
+
     # An error reads as the Space's own words, and the partial reply stays visible.
     message.fill("/fail 3 the model ran out of ideas")
     message.press("Enter")
@@ -211,6 +218,18 @@ def test_chatting_in_a_browser(
     assert "Traceback" not in page.content()
     page.screenshot(path=str(ARTIFACTS / "ui-error.png"))
 
+    # Undo takes the last exchange back into the message box; Retry asks the Space again.
+    page.get_by_label("Undo").last.click()
+    expect(message).to_have_value("/fail 3 the model ran out of ideas")
+    expect(page.get_by_text("w1 w2 w3")).to_have_count(0)
+    message.fill("/echo once more")
+    message.press("Enter")
+    expect(bot.last).to_have_text("once more")
+    run = side.next_run()
+    page.get_by_label("Retry").last.click()
+    assert side.wait(run)["query"] == "/echo once more"
+    expect(bot.last).to_have_text("once more")
+
     # The conversation is saved in the browser: after a reload it can be opened again.
     page.reload()
     saved = page.get_by_text("/system", exact=True).first
@@ -219,6 +238,10 @@ def test_chatting_in_a_browser(
     expect(page.locator('[data-testid="user"]').first).to_have_text("/system")
     expect(page.locator('[data-testid="bot"]').first).to_have_text("You are a pirate.")
     page.screenshot(path=str(ARTIFACTS / "ui-reloaded.png"))
+
+    # Clear empties the conversation on the page.
+    page.get_by_label("Clear").first.click()
+    expect(page.locator('[data-testid="bot"]')).to_have_count(0)
 
     assert outside == [], f"the page contacted other hosts: {outside}"
     context.close()
