@@ -1,24 +1,298 @@
-"""The ``qwen-gradio`` command line (click)."""
+"""The ``qwen-gradio`` command line (click): chat, ui, replica."""
 
 from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 import click
 
 from ._version import __version__
+from .client import QwenClient, Stream
+from .errors import (
+    InvalidMessagesError,
+    QueueFullError,
+    QwenGradioError,
+    RateLimitedError,
+    SpaceError,
+    SpaceUnavailableError,
+    StreamTimeoutError,
+)
+from .messages import DEFAULT_SYSTEM
 from .space import DEFAULT_SPACE, SPACE_ENV
+from .stream import QueueStatus
+
+# Exit codes, most specific error first (checked in this order).
+EXIT_CODES: list[tuple[type[BaseException], int, str]] = [
+    (InvalidMessagesError, 2, "bad input (an empty prompt)"),
+    (SpaceUnavailableError, 3, "the Space cannot be reached, or is sleeping, paused or building"),
+    (SpaceError, 4, "the Space's app failed; its own message is shown"),
+    (QueueFullError, 5, "the Space's queue is full"),
+    (RateLimitedError, 6, "rate limited, or out of (GPU) quota"),
+    (StreamTimeoutError, 7, "a timeout ran out"),
+    (QwenGradioError, 1, "any other error"),
+]
+INTERRUPTED = 130
+EXIT_HELP = "\n".join(f"  {code:>3}  {text}" for _, code, text in EXIT_CODES) + (
+    f"\n  {INTERRUPTED}  interrupted (Ctrl-C); the job on the Space is cancelled"
+)
+SPACE_HELP = f"Space id (owner/name) or URL [default: ${SPACE_ENV}, else {DEFAULT_SPACE}]"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def exit_code(error: BaseException) -> int:
+    for kind, code, _ in EXIT_CODES:
+        if isinstance(error, kind):
+            return code
+    return 1
+
+
+def error_line(error: QwenGradioError) -> str:
+    kind = type(error).__name__
+    return f"qwen-gradio: {kind}: {error.message}"
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes:\n\n\b\n" + EXIT_HELP,
+)
 @click.version_option(__version__, prog_name="qwen-gradio")
 def main() -> None:
     """Chat with Qwen2.5-Max (or a Space built like its demo) from the terminal or a web page."""
 
 
-SPACE_HELP = f"Space id (owner/name) or URL [default: ${SPACE_ENV}, else {DEFAULT_SPACE}]"
+# -- chat -----------------------------------------------------------------------------------
+
+
+class StatusLine:
+    """The queue position on stderr, erased when text starts; silent when stderr is no tty."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.shown = False
+
+    def show(self, status: QueueStatus) -> None:
+        if not self.enabled:
+            return
+        self.stream.write("\r\033[K" + status.describe())
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    deltas: int = 0
+    first_delta_seconds: float | None = None
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
+    """Print one reply as it streams (``prefix`` before its first text); raises what the stream
+    raises, once the job is cancelled."""
+    out = sys.stdout
+    status_line = StatusLine(sys.stderr)
+    reply, started = Reply(), time.monotonic()
+    try:
+        while True:
+            try:
+                event = stream.next_event()
+            except StopIteration:
+                break
+            if isinstance(event, QueueStatus):
+                if not reply.deltas:
+                    status_line.show(event)
+                continue
+            status_line.clear()
+            if reply.first_delta_seconds is None:
+                reply.first_delta_seconds = time.monotonic() - started
+                out.write(prefix)
+            reply.deltas += 1
+            if as_json:
+                out.write(json.dumps({"type": "delta", "text": event}, ensure_ascii=False) + "\n")
+            else:
+                out.write(event)
+            out.flush()
+    finally:
+        status_line.clear()
+        stream.close()
+    reply.text, reply.seconds = stream.text, time.monotonic() - started
+    return reply
+
+
+def done_object(reply: Reply, stream: Stream) -> dict[str, Any]:
+    return {
+        "type": "done",
+        "text": reply.text,
+        "deltas": reply.deltas,
+        "first_delta_seconds": round(reply.first_delta_seconds or 0.0, 4),
+        "seconds": round(reply.seconds, 4),
+        "rewrites": stream.rewrites,
+        "session_hash": stream.session_hash,
+    }
+
+
+def one_shot(client: QwenClient, prompt: str, system: str | None, as_json: bool) -> int:
+    stream = client.stream(prompt, system=system)
+    try:
+        reply = stream_reply(stream, as_json)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        return INTERRUPTED
+    except QwenGradioError as error:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "type": "error",
+                        "error": type(error).__name__,
+                        "message": error.message,
+                        "partial_text": error.partial_text,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+        elif error.partial_text:
+            click.echo("")
+        click.echo(error_line(error), err=True)
+        return exit_code(error)
+    if as_json:
+        click.echo(json.dumps(done_object(reply, stream), ensure_ascii=False))
+    elif not reply.text.endswith("\n"):
+        click.echo("")
+    return 0
+
+
+REPL_HELP = """Chatting with {space}. Commands:
+  /system TEXT   set the system prompt (now: {system!r})
+  /reset         start a new conversation
+  /exit          leave (or Ctrl-D); Ctrl-C stops a reply
+"""
+
+
+def repl(client: QwenClient, system: str | None) -> int:
+    """An interactive chat that keeps the conversation as real history."""
+    try:
+        import readline  # noqa: F401 - line editing and history for input()
+    except ImportError:  # pragma: no cover - not on every platform
+        pass
+    system = system or DEFAULT_SYSTEM
+    history: list[dict[str, str]] = []
+    click.echo(REPL_HELP.format(space=client.space_url, system=system), err=True)
+    while True:
+        try:
+            line = input("you> ")
+        except EOFError:
+            click.echo("", err=True)
+            return 0
+        except KeyboardInterrupt:
+            click.echo("", err=True)
+            continue
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/exit", "/quit"):
+            return 0
+        if text == "/reset":
+            history.clear()
+            click.echo("(new conversation)", err=True)
+            continue
+        if text == "/system" or text.startswith("/system "):
+            system = text[len("/system") :].strip() or DEFAULT_SYSTEM
+            click.echo(f"(system prompt: {system!r})", err=True)
+            continue
+        messages = [*history, {"role": "user", "content": line}]
+        stream = client.stream(messages, system=system)
+        try:
+            reply = stream_reply(stream, as_json=False, prefix="qwen> ")
+        except KeyboardInterrupt:
+            click.echo("\n(stopped)", err=True)
+            reply = Reply(text=stream.text)
+        except QwenGradioError as error:
+            if error.partial_text:
+                click.echo("")
+            click.echo(error_line(error), err=True)
+            reply = Reply(text=error.partial_text)
+        else:
+            if not reply.text.endswith("\n"):
+                click.echo("")
+        history.append({"role": "user", "content": line})
+        history.append({"role": "assistant", "content": reply.text})
+
+
+@main.command(epilog="Exit codes:\n\n\b\n" + EXIT_HELP)
+@click.argument("prompt", required=False)
+@click.option("--system", default=None, help="System prompt [default: the Space's].")
+@click.option("--space", default=None, help=SPACE_HELP + ".")
+@click.option(
+    "--hf-token",
+    envvar="HF_TOKEN",
+    default=None,
+    help="Hugging Face token for private or duplicated Spaces [env: HF_TOKEN].",
+)
+@click.option("--proxy", default=None, help="http(s) proxy URL for every request.")
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds the whole reply may take [default: 900]."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Write JSON lines: each delta, then the whole text and timing.",
+)
+def chat(
+    prompt: str | None,
+    system: str | None,
+    space: str | None,
+    hf_token: str | None,
+    proxy: str | None,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Send PROMPT and stream the reply to stdout.
+
+    Without PROMPT, the prompt is read from stdin when stdin is not a terminal; on a terminal an
+    interactive chat starts, which keeps the conversation.
+    """
+    stdin = sys.stdin
+    if prompt is None or prompt == "-":
+        if prompt is None and stdin.isatty() and not as_json:
+            with make_client(space, hf_token, proxy, timeout) as client:
+                sys.exit(repl(client, system))
+        prompt = stdin.read()
+    with make_client(space, hf_token, proxy, timeout) as client:
+        try:
+            code = one_shot(client, prompt, system, as_json)
+        except InvalidMessagesError as error:
+            click.echo(error_line(error), err=True)
+            code = exit_code(error)
+    sys.exit(code)
+
+
+def make_client(
+    space: str | None, hf_token: str | None, proxy: str | None, timeout: float | None
+) -> QwenClient:
+    try:
+        return QwenClient(space, hf_token=hf_token, proxy=proxy, timeout=timeout)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+# -- ui and replica --------------------------------------------------------------------------
 
 
 @main.command()
-@click.option("--space", default=None, help=SPACE_HELP + "; 'replica' serves the offline replica")
+@click.option("--space", default=None, help=SPACE_HELP + "; 'replica' serves the offline replica.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=None, help="Port [default: 7860, or the next free one].")
 @click.option(
@@ -49,8 +323,6 @@ def ui(
 )
 def replica(host: str, port: int, delay: float) -> None:
     """Serve the offline replica of the Qwen2.5-Max Space (needs the 'ui' extra)."""
-    try:
-        from .replica import main as replica_main
-    except ImportError as exc:  # pragma: no cover - replica.py imports gradio lazily
-        raise click.ClickException(str(exc)) from None
-    raise SystemExit(replica_main(["--host", host, "--port", str(port), "--delay", str(delay)]))
+    from .replica import main as replica_main
+
+    sys.exit(replica_main(["--host", host, "--port", str(port), "--delay", str(delay)]))

@@ -394,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860, help="0 picks a free port")
-    parser.add_argument("--delay", type=float, default=0.005, help="seconds between tokens")
+    parser.add_argument("--delay", type=float, default=0.03, help="seconds between tokens")
     parser.add_argument(
         "--concurrency",
         type=int,

@@ -42,6 +42,15 @@ class QueueStatus:
     eta: float | None
     started: bool = False  # the Space has started generating
 
+    def describe(self) -> str:
+        """A line for people: "Waiting in the Space's queue: 2 ahead of you, about 12 s…"."""
+        if self.started:
+            return "The Space is working on your message…"
+        rank = self.rank or 0
+        where = "you are next" if rank == 0 else f"{rank} ahead of you"
+        eta = f", about {self.eta:.0f} s" if self.eta and self.eta >= 1 else ""
+        return f"Waiting in the Space's queue: {where}{eta}…"
+
 
 def decode_sse_line(line: str) -> dict[str, Any] | None:
     """The JSON message of one server-sent-event ``data:`` line; None for any other line."""

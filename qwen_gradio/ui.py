@@ -24,20 +24,10 @@ from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
 from .stream import QueueStatus
 
-__all__ = ["REPLICA", "build_ui", "close", "queue_note", "serve"]
+__all__ = ["REPLICA", "build_ui", "close", "serve"]
 
 REPLICA = "replica"  # --space replica: serve the bundled replica in this process
 ERROR_TITLE = "The Space could not answer"
-
-
-def queue_note(status: QueueStatus) -> str:
-    """What the reply shows while the job waits in the Space's queue."""
-    if status.started:
-        return "The Space is working on your message…"
-    rank = status.rank or 0
-    where = "you are next" if rank == 0 else f"{rank} ahead of you"
-    eta = f", about {status.eta:.0f} s" if status.eta and status.eta >= 1 else ""
-    return f"Waiting in the Space's queue: {where}{eta}…"
 
 
 def _text(content: Any) -> str:
@@ -88,7 +78,7 @@ def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
                     break
                 if isinstance(event, QueueStatus):
                     if not stream.text:
-                        yield note(queue_note(event), pending=True)
+                        yield note(event.describe(), pending=True)
                 else:
                     yield stream.text
         except QwenGradioError as exc:
