@@ -64,7 +64,14 @@ def check_gradio_client() -> str:
     except ImportError as exc:  # pragma: no cover - a dependency
         raise IncompatibleGradioClientError(f"gradio_client cannot be imported: {exc}") from exc
     version = getattr(gradio_client, "__version__", "") or "unknown"
+    from gradio_client import exceptions, utils
+
     missing = [name for name in ("_telemetry_thread", "_get_config") if not hasattr(Client, name)]
+    missing += [
+        f"{module.__name__}.{name}"
+        for module, name in ((exceptions, "AuthenticationError"), (utils, "TooManyRequestsError"))
+        if not hasattr(module, name)
+    ]
     missing += sorted(_INIT_PARAMETERS - set(inspect.signature(Client.__init__).parameters))
     if missing:
         low, high = TESTED_GRADIO_CLIENT
@@ -101,7 +108,10 @@ def connect(
     """Connect to the Space at ``url`` through gradio_client (two requests: config, API info)."""
     import httpx
 
-    version = check_gradio_client()
+    version = check_gradio_client()  # before importing anything else of gradio_client's
+    from gradio_client.exceptions import AuthenticationError
+    from gradio_client.utils import TooManyRequestsError
+
     try:
         client = _client_class()(
             url,
@@ -120,17 +130,14 @@ def connect(
             f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
             " building"
         ) from exc
-    except Exception as exc:
-        name = type(exc).__name__
-        if name == "TooManyRequestsError":
-            raise RateLimitedError(f"{url} refused the connection: {exc}") from exc
-        if name == "AuthenticationError":
-            raise SpaceUnavailableError(
-                f"{url} needs credentials: pass hf_token= (or set HF_TOKEN) for a private Space"
-            ) from exc
-        if isinstance(exc, ValueError):
-            raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
-        raise
+    except TooManyRequestsError as exc:
+        raise RateLimitedError(f"{url} refused the connection: {exc}") from exc
+    except AuthenticationError as exc:
+        raise SpaceUnavailableError(
+            f"{url} needs credentials: pass hf_token= (or set HF_TOKEN) for a private Space"
+        ) from exc
+    except ValueError as exc:
+        raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
     for attribute in _CLIENT_ATTRIBUTES:
         if not hasattr(client, attribute):  # pragma: no cover - guarded by the version test
             raise IncompatibleGradioClientError(

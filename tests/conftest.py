@@ -33,7 +33,7 @@ class Replica:
     url: str
     generation: str  # "gradio6" | "gradio5"
     gradio_version: str
-    process: subprocess.Popen[str]
+    process: subprocess.Popen[str] | None = None  # None: served in this process
 
     def runs(self) -> list[dict[str, Any]]:
         return httpx.get(f"{self.url}/replica/runs", timeout=10).json()  # type: ignore[no-any-return]

@@ -22,29 +22,9 @@ from qwen_gradio import QwenClient
 from qwen_gradio.replica import ReplicaServer
 from qwen_gradio.ui import close, serve
 
-from .conftest import ARTIFACTS
+from .conftest import ARTIFACTS, Replica
 
 CHROMIUM = os.environ.get("QWEN_GRADIO_CHROMIUM") or shutil.which("chromium") or ""
-
-
-class Side:
-    """The replica's /replica/* side API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def next_run(self) -> int:
-        return len(httpx.get(f"{self.url}/replica/runs", timeout=10).json())
-
-    def wait(self, run: int, timeout: float = 20) -> dict[str, Any]:
-        response = httpx.get(
-            f"{self.url}/replica/wait", params={"run": run, "timeout": timeout}, timeout=timeout + 5
-        )
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
-
-    def release(self) -> None:
-        httpx.post(f"{self.url}/replica/release", timeout=10).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +42,9 @@ def page_url(space: ReplicaServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def side(space: ReplicaServer) -> Side:
-    return Side(space.url)
+def side(space: ReplicaServer) -> Replica:
+    """The replica's /replica/* side API."""
+    return Replica(space.url, "gradio6", "", None)
 
 
 # -- through gradio_client -------------------------------------------------------------------
@@ -75,7 +56,7 @@ def test_the_chat_endpoint_is_callable_as_chat(page_url: str) -> None:
     assert parameters == ["message", "system_prompt"]
 
 
-def test_system_prompt_and_history_reach_the_space(page_url: str, side: Side) -> None:
+def test_system_prompt_and_history_reach_the_space(page_url: str, side: Replica) -> None:
     client = Client(
         page_url, verbose=False
     )  # one client: one session, whose history the page keeps
@@ -94,7 +75,7 @@ def test_an_app_error_shows_the_spaces_message(page_url: str) -> None:
         client.predict("/fail 2 the model broke", "", api_name="/chat")
 
 
-def test_stopping_cancels_the_job_on_the_space(page_url: str, side: Side) -> None:
+def test_stopping_cancels_the_job_on_the_space(page_url: str, side: Replica) -> None:
     client = Client(page_url, verbose=False)
     run = side.next_run()
     job = client.submit("/long 5000", "", api_name="/chat")
@@ -144,7 +125,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_chatting_in_a_browser(
-    browser: Any, page_url: str, side: Side, space: ReplicaServer
+    browser: Any, page_url: str, side: Replica, space: ReplicaServer
 ) -> None:
     from playwright.sync_api import expect
 
