@@ -40,6 +40,15 @@ EXIT_HELP = "\n".join(f"  {code:>3}  {text}" for _, code, text in EXIT_CODES) + 
     f"\n  {INTERRUPTED}  interrupted (Ctrl-C); the job on the Space is cancelled"
 )
 SPACE_HELP = f"Space id (owner/name) or URL [default: ${SPACE_ENV}, else {DEFAULT_SPACE}]"
+hf_token_option = click.option(
+    "--hf-token",
+    envvar="HF_TOKEN",
+    default=None,
+    help="Hugging Face token for private or duplicated Spaces [env: HF_TOKEN].",
+)
+proxy_option = click.option(
+    "--proxy", default=None, help="http(s) proxy URL for every request to the Space."
+)
 
 
 def exit_code(error: BaseException) -> int:
@@ -234,13 +243,8 @@ def repl(client: QwenClient, system: str | None) -> int:
 @click.argument("prompt", required=False)
 @click.option("--system", default=None, help="System prompt [default: the Space's].")
 @click.option("--space", default=None, help=SPACE_HELP + ".")
-@click.option(
-    "--hf-token",
-    envvar="HF_TOKEN",
-    default=None,
-    help="Hugging Face token for private or duplicated Spaces [env: HF_TOKEN].",
-)
-@click.option("--proxy", default=None, help="http(s) proxy URL for every request.")
+@hf_token_option
+@proxy_option
 @click.option(
     "--timeout", type=float, default=None, help="Seconds the whole reply may take [default: 900]."
 )
@@ -295,13 +299,8 @@ def make_client(
 @click.option("--space", default=None, help=SPACE_HELP + "; 'replica' serves the offline replica.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=None, help="Port [default: 7860, or the next free one].")
-@click.option(
-    "--hf-token",
-    envvar="HF_TOKEN",
-    default=None,
-    help="Hugging Face token for private or duplicated Spaces [env: HF_TOKEN].",
-)
-@click.option("--proxy", default=None, help="http(s) proxy URL for every request to the Space.")
+@hf_token_option
+@proxy_option
 def ui(
     space: str | None, host: str, port: int | None, hf_token: str | None, proxy: str | None
 ) -> None:

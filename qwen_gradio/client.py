@@ -212,7 +212,6 @@ class AsyncStream:
         self.conversation = conversation
         self.session_hash = new_session_hash()
         self.event_id: str | None = None
-        self.status: QueueStatus | None = None
         self._client = client
         self._timeouts = client.timeouts
         self._state: ReplyState | None = None
@@ -233,6 +232,11 @@ class AsyncStream:
     def completed(self) -> bool:
         """True once the Space has finished the reply."""
         return bool(self._state and self._state.completed)
+
+    @property
+    def status(self) -> QueueStatus | None:
+        """The latest queue status the Space reported (None before any)."""
+        return self._state.status if self._state else None
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -332,7 +336,6 @@ class AsyncStream:
                     status = state.status
                     delta = state.feed(message)
                     if state.status is not status and state.status is not None:
-                        self.status = state.status
                         yield state.status
                     if delta:
                         last_text = loop.time()

@@ -74,6 +74,7 @@ class RunLog:
 
     def __init__(self) -> None:
         self.runs: list[Run] = []
+        self.started = threading.Condition()  # notified as each run starts
         self.requests: list[dict[str, Any]] = []
         self._released = 0
         self._changed: asyncio.Condition | None = None
@@ -84,8 +85,10 @@ class RunLog:
         return self._changed
 
     def start(self, query: str, system: str, history: list[list[str | None]]) -> Run:
-        run = Run(len(self.runs), query, system, history)
-        self.runs.append(run)
+        with self.started:
+            run = Run(len(self.runs), query, system, history)
+            self.runs.append(run)
+            self.started.notify_all()
         self._released = 0
         return run
 
@@ -318,10 +321,9 @@ def build_app(  # type: ignore[no-untyped-def]
     @app.get("/replica/wait")
     def wait(run: int, timeout: float = 10.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
-        while run >= len(log.runs):  # the run has not started yet: wait for it briefly
-            if time.monotonic() > deadline:
+        with log.started:
+            if not log.started.wait_for(lambda: run < len(log.runs), timeout):
                 raise HTTPException(404, f"run {run} did not start")
-            time.sleep(0.005)
         if not log.runs[run].ended.wait(max(0.0, deadline - time.monotonic())):
             raise HTTPException(408, f"run {run} has not ended")
         return log.runs[run].as_dict()
