@@ -9,6 +9,12 @@ quietly it subclasses ``gradio_client.Client`` and overrides two private methods
   (gradio_client ORs it with ``GRADIO_ANALYTICS_ENABLED``, which defaults to "True").
 - ``_get_config``: returns the config with ``connect_heartbeat`` off, so no heartbeat thread starts.
 
+and, while one of ours is being built, it answers gradio_client's call of huggingface_hub's
+``build_hf_headers`` (``gradio_client.client.build_hf_headers``) itself with just the token's
+header: huggingface_hub >= 1.x would otherwise fetch ``https://huggingface.co/api/agent-harnesses``
+for its user agent, with its own session (outside the proxy) and from a host the user never named.
+Other callers of gradio_client are not affected (a context variable tells ours apart).
+
 Streaming itself does not go through ``Client.submit``/``Job``: their 50 ms polling, 0.5 s async
 bursts, per-Client session and kept-forever outputs are what qwen_gradio exists to avoid (see the
 README's "Design" section). ``check_gradio_client()`` fails loudly on a version without the pieces
@@ -17,8 +23,10 @@ used here; the range below is the one the test suite runs against.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +48,7 @@ _INIT_PARAMETERS = {
     "download_files",
     "httpx_kwargs",
     "analytics_enabled",
+    "headers",
 }
 _CLIENT_ATTRIBUTES = ("config", "headers", "cookies", "src", "protocol", "app_version")
 
@@ -64,12 +73,17 @@ def check_gradio_client() -> str:
     except ImportError as exc:  # pragma: no cover - a dependency
         raise IncompatibleGradioClientError(f"gradio_client cannot be imported: {exc}") from exc
     version = getattr(gradio_client, "__version__", "") or "unknown"
+    from gradio_client import client as client_module
     from gradio_client import exceptions, utils
 
     missing = [name for name in ("_telemetry_thread", "_get_config") if not hasattr(Client, name)]
     missing += [
         f"{module.__name__}.{name}"
-        for module, name in ((exceptions, "AuthenticationError"), (utils, "TooManyRequestsError"))
+        for module, name in (
+            (exceptions, "AuthenticationError"),
+            (utils, "TooManyRequestsError"),
+            (client_module, "build_hf_headers"),
+        )
         if not hasattr(module, name)
     ]
     missing += sorted(_INIT_PARAMETERS - set(inspect.signature(Client.__init__).parameters))
@@ -80,6 +94,34 @@ def check_gradio_client() -> str:
             f" install gradio_client{low},{high}"
         )
     return str(version)
+
+
+_QUIET = contextvars.ContextVar("qwen_gradio_quiet_headers", default=False)
+
+
+def _token_headers(token: str | bool | None = None, **_: Any) -> dict[str, str]:
+    """The only header of huggingface_hub's that a Space needs: the token, if one was given."""
+    return {"authorization": f"Bearer {token}"} if isinstance(token, str) and token else {}
+
+
+def _install_quiet_headers() -> None:
+    """Wrap gradio_client's ``build_hf_headers`` once: ours get ``_token_headers``, every other
+    caller the original."""
+    from gradio_client import client as client_module
+
+    original = client_module.build_hf_headers
+    if getattr(original, "_qwen_gradio", False):
+        return
+
+    def build_hf_headers(*args: Any, **kwargs: Any) -> dict[str, str]:
+        if _QUIET.get():
+            return _token_headers(*args, **kwargs)
+        headers: dict[str, str] = original(*args, **kwargs)
+        return headers
+
+    wrapper: Callable[..., dict[str, str]] = build_hf_headers
+    wrapper._qwen_gradio = True  # type: ignore[attr-defined]
+    client_module.build_hf_headers = wrapper
 
 
 def _client_class() -> type:
@@ -112,6 +154,8 @@ def connect(
     from gradio_client.exceptions import AuthenticationError
     from gradio_client.utils import TooManyRequestsError
 
+    _install_quiet_headers()
+    quiet = _QUIET.set(True)
     try:
         client = _client_class()(
             url,
@@ -120,6 +164,7 @@ def connect(
             download_files=False,
             httpx_kwargs=dict(httpx_kwargs),
             analytics_enabled=False,
+            headers={"user-agent": user_agent},
         )
     except httpx.TimeoutException as exc:
         raise StreamTimeoutError(f"connecting to {url} timed out", kind="connect") from exc
@@ -138,6 +183,8 @@ def connect(
         ) from exc
     except ValueError as exc:
         raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
+    finally:
+        _QUIET.reset(quiet)
     for attribute in _CLIENT_ATTRIBUTES:
         if not hasattr(client, attribute):  # pragma: no cover - guarded by the version test
             raise IncompatibleGradioClientError(

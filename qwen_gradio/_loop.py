@@ -54,15 +54,32 @@ class LoopThread:
             self._loop = self._thread = None
         if loop is None or thread is None:
             return
-        if cleanup is not None:
-            try:
-                asyncio.run_coroutine_threadsafe(cleanup(), loop).result(timeout=10)
-            except Exception:  # best effort: the loop stops regardless
-                pass
+        try:
+            asyncio.run_coroutine_threadsafe(_shutdown(cleanup), loop).result(timeout=20)
+        except Exception:  # best effort: the loop stops regardless
+            pass
         loop.call_soon_threadsafe(loop.stop)
         if thread is not threading.current_thread():
             thread.join(timeout=10)
             loop.close()
+
+
+async def _shutdown(cleanup: Callable[[], Coroutine[Any, Any, Any]] | None) -> None:
+    """Run ``cleanup()``, let the loop's other tasks (streams being closed) finish for a while,
+    cancel what is left, and close the loop's async generators: nothing is left pending."""
+    if cleanup is not None:
+        try:
+            await asyncio.wait_for(cleanup(), 10)
+        except Exception:
+            pass
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        _, pending = await asyncio.wait(others, timeout=10)
+        for task in pending:
+            task.cancel()
+        # gather retrieves every outcome, so none is reported as "never retrieved"
+        await asyncio.gather(*others, return_exceptions=True)
+    await asyncio.get_running_loop().shutdown_asyncgens()
 
 
 async def run_in_thread(fn: Callable[[], T], name: str = "qwen_gradio-connect") -> T:

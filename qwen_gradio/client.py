@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import weakref
 from collections.abc import AsyncIterator
@@ -93,6 +94,7 @@ class QwenClient:
             weakref.WeakKeyDictionary()
         )
         self._runner = LoopThread()
+        self._cancels: list[threading.Thread] = []
         self._closed = False
         self._finalizer = weakref.finalize(self, self._runner.stop)
 
@@ -162,12 +164,44 @@ class QwenClient:
         """Stream the reply to ``messages`` as text deltas (``for``); see ``astream``."""
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        return Stream(AsyncStream(self, to_conversation(messages, system)), self._runner)
+        return Stream(AsyncStream(self, to_conversation(messages, system)), self._runner, self)
 
     def chat(self, messages: Prompt, *, system: str | None = None) -> str:
         """The whole reply to ``messages``."""
         with self.stream(messages, system=system) as stream:
             return stream.until_done()
+
+    def _cancel_in_background(
+        self, conn: SpaceConnection, session_hash: str, event_id: str
+    ) -> threading.Thread:
+        """Ask the Space to stop a job, from a short-lived thread with its own event loop and
+        connection (same proxy, headers and cookies), so that closing a stream never waits on
+        the network: it cannot then be cut short by an event loop that is shutting down, nor
+        collide with other generators being closed at the same time. Ends within
+        ``CANCEL_TIMEOUT``; not a daemon, so a process that exits right away still sends it."""
+        proxy = self._proxy
+
+        async def cancel() -> None:
+            async with httpx.AsyncClient(
+                headers=conn.headers, cookies=conn.cookies, proxy=proxy
+            ) as http:
+                await cancel_job(http, conn, session_hash, event_id, httpx.Timeout(CANCEL_TIMEOUT))
+
+        def run() -> None:
+            try:
+                asyncio.run(cancel())
+            except Exception:  # best effort, like cancel_job itself
+                pass
+
+        thread = threading.Thread(target=run, name="qwen_gradio-cancel")
+        thread.start()
+        self._cancels = [t for t in self._cancels if t.is_alive()] + [thread]
+        return thread
+
+    def _join_cancels(self) -> None:
+        """Wait for the cancellations in flight (each ends within ``CANCEL_TIMEOUT``)."""
+        for thread in list(self._cancels):
+            thread.join(CANCEL_TIMEOUT * 2)
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -178,14 +212,17 @@ class QwenClient:
             await http.aclose()
 
     def close(self) -> None:
-        """Close connections and stop the sync API's thread. Idempotent."""
+        """Close connections, stop the sync API's thread, and wait until the Space has been
+        asked to stop every job cancelled so far. Idempotent."""
         self._closed = True
         self._runner.stop(self._close_http)
         self._http.clear()
+        self._join_cancels()
 
     async def aclose(self) -> None:
         """Close this loop's connections and stop the sync API's thread. Idempotent."""
         await self._close_http()
+        await run_in_thread(self._join_cancels, name="qwen_gradio-close")
         self.close()
 
     def __enter__(self) -> QwenClient:
@@ -205,38 +242,52 @@ class AsyncStream:
     """One streamed reply: an async iterator of text deltas, closable, an async context manager.
 
     Closing it, or cancelling the task reading it, before the reply is complete cancels the job
-    on the Space. Afterwards ``text`` holds the reply (so far, if it was cut short).
+    on the Space; so does dropping it. Afterwards ``text`` holds the reply (so far, if it was cut
+    short).
     """
 
     def __init__(self, client: QwenClient, conversation: Conversation) -> None:
-        self.conversation = conversation
-        self.session_hash = new_session_hash()
-        self.event_id: str | None = None
-        self._client = client
-        self._timeouts = client.timeouts
-        self._state: ReplyState | None = None
+        self._job = _Job(client, conversation)
         self._events: AsyncIterator[str | QueueStatus] | None = None
         self._closed = False
 
     @property
+    def conversation(self) -> Conversation:
+        """What the Space is sent: the query, the earlier turns, the system prompt."""
+        return self._job.conversation
+
+    @property
+    def session_hash(self) -> str:
+        """The session this reply's job runs under (a fresh one per stream)."""
+        return self._job.session_hash
+
+    @property
+    def event_id(self) -> str | None:
+        """The job's id on the Space, once it has joined the queue."""
+        return self._job.event_id
+
+    @property
     def text(self) -> str:
         """The reply text received so far (all of it once the stream has ended)."""
-        return self._state.text if self._state else ""
+        state = self._job.state
+        return state.text if state else ""
 
     @property
     def rewrites(self) -> int:
         """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
-        return self._state.rewrites if self._state else 0
+        state = self._job.state
+        return state.rewrites if state else 0
 
     @property
     def completed(self) -> bool:
         """True once the Space has finished the reply."""
-        return bool(self._state and self._state.completed)
+        return self._job.completed
 
     @property
     def status(self) -> QueueStatus | None:
         """The latest queue status the Space reported (None before any)."""
-        return self._state.status if self._state else None
+        state = self._job.state
+        return state.status if state else None
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -252,7 +303,8 @@ class AsyncStream:
         if self._closed:
             raise StreamClosedError("the stream is closed")
         if self._events is None:
-            self._events = self._run()
+            self._events = self._job.events()
+            return await _untracked_anext(self._events)  # type: ignore[no-any-return]
         return await self._events.__anext__()
 
     async def until_done(self) -> str:
@@ -267,6 +319,14 @@ class AsyncStream:
         events, self._events = self._events, None
         if events is not None:
             await events.aclose()  # type: ignore[attr-defined]
+        self._job.cancel_soon()
+
+    def __del__(self) -> None:
+        # Dropped before the reply was complete, perhaps after its event loop stopped.
+        try:
+            self._job.cancel_soon()
+        except Exception:  # the interpreter may be shutting down
+            pass
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -279,8 +339,44 @@ class AsyncStream:
     ) -> None:
         await self.aclose()
 
-    def _deadline(self, started: float, last_text: float | None) -> tuple[float, str]:
-        t = self._timeouts
+
+class _Job:
+    """One job on the Space and its reply state. Its ``events()`` generator holds no reference
+    to the AsyncStream that owns it, so a stream that is dropped is freed (and its job
+    cancelled) at once, not at the next cyclic garbage collection."""
+
+    def __init__(self, client: QwenClient, conversation: Conversation) -> None:
+        self.client = client
+        self.conversation = conversation
+        self.session_hash = new_session_hash()
+        self.event_id: str | None = None
+        self.state: ReplyState | None = None
+        self.submitted: tuple[SpaceConnection, asyncio.Future[str]] | None = None
+        self.cancel_started = False
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.state and self.state.completed)
+
+    def cancel_soon(self) -> None:
+        """Cancel the job on the Space unless the reply is complete (once; never waits)."""
+        if self.cancel_started or self.submitted is None or self.completed:
+            return
+        self.cancel_started = True
+        conn, join = self.submitted
+        client, session_hash = self.client, self.session_hash
+
+        def cancel(join: asyncio.Future[str]) -> None:
+            if not join.cancelled() and join.exception() is None:
+                client._cancel_in_background(conn, session_hash, join.result())
+
+        if join.done():
+            cancel(join)
+        else:  # the job is still joining the queue: cancel it once it has an id
+            join.add_done_callback(cancel)
+
+    def deadline(self, started: float, last_text: float | None) -> tuple[float, str]:
+        t = self.client.timeouts
         limits = []
         if t.total is not None:
             limits.append((started + t.total, "total"))
@@ -290,14 +386,15 @@ class AsyncStream:
             limits.append((last_text + t.idle, "idle"))
         return min(limits) if limits else (float("inf"), "")
 
-    async def _run(self) -> AsyncIterator[str | QueueStatus]:
+    async def events(self) -> AsyncIterator[str | QueueStatus]:
+        """Submit the job and yield its text deltas and queue statuses."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        conn = await self._client.aconnect()
-        http = self._client._http_client()
-        state = self._state = ReplyState(conn.endpoint.chatbot_output)
-        connect = self._timeouts.connect
-        request_timeout = httpx.Timeout(connect)
+        timeouts = self.client.timeouts
+        conn = await self.client.aconnect()
+        http = self.client._http_client()
+        state = self.state = ReplyState(conn.endpoint.chatbot_output)
+        request_timeout = httpx.Timeout(timeouts.connect)
         join = asyncio.ensure_future(
             join_queue(
                 http,
@@ -307,20 +404,21 @@ class AsyncStream:
                 request_timeout,
             )
         )
+        self.submitted = (conn, join)
         try:
             self.event_id = await asyncio.shield(join)
-            stream_timeout = httpx.Timeout(connect, read=None)
+            stream_timeout = httpx.Timeout(timeouts.connect, read=None)
             async with event_stream(http, conn, self.session_hash, stream_timeout) as lines:
                 last_text: float | None = None
                 while not state.completed:
-                    deadline, kind = self._deadline(started, last_text)
+                    deadline, kind = self.deadline(started, last_text)
                     try:
                         async with asyncio.timeout_at(deadline if kind else None):
                             line = await lines.__anext__()
                     except TimeoutError:
                         raise StreamTimeoutError(
                             f"no reply text within the {kind} timeout"
-                            f" ({getattr(self._timeouts, kind)} s)",
+                            f" ({getattr(timeouts, kind)} s)",
                             kind=kind,
                             partial_text=state.text,
                         ) from None
@@ -346,19 +444,21 @@ class AsyncStream:
                     partial_text=state.text,
                 )
         finally:
-            if not state.completed:
-                await self._cancel_upstream(http, conn, join)
+            self.cancel_soon()
 
-    async def _cancel_upstream(
-        self, http: httpx.AsyncClient, conn: SpaceConnection, join: asyncio.Future[str]
-    ) -> None:
-        """Cancel the job on the Space, waiting briefly for its id if the join is in flight."""
-        try:
-            event_id = await asyncio.wait_for(asyncio.shield(join), CANCEL_TIMEOUT)
-        except BaseException:
-            join.cancel()
-            return
-        await cancel_job(http, conn, self.session_hash, event_id, httpx.Timeout(CANCEL_TIMEOUT))
+
+def _untracked_anext(events: AsyncIterator[Any]) -> Any:
+    """``events.__anext__()`` for a stream's own event generator, which the running loop then
+    does not track for ``shutdown_asyncgens()``: its AsyncStream is its one owner and closes it
+    (or, once it is garbage, the loop's finalizer does). Were the loop to close it too, it could
+    do so while an outer generator's ``finally`` is closing it, and print "aclose(): asynchronous
+    generator is already running" at shutdown."""
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=finalizer)
+    try:
+        return events.__anext__()
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
 
 
 class Stream:
@@ -368,9 +468,10 @@ class Stream:
     while waiting, or garbage collection cancels an unfinished job on the Space.
     """
 
-    def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
+    def __init__(self, inner: AsyncStream, runner: LoopThread, client: QwenClient) -> None:
         self._inner = inner
         self._runner = runner
+        self._client: QwenClient | None = client  # None once connected
         self._task: asyncio.Task[Any] | None = None
         self._closed = False
 
@@ -404,8 +505,9 @@ class Stream:
         """The next text delta or queue status; raises StopIteration at the end."""
         if self._closed:
             raise StreamClosedError("the stream is closed")
-        if self._inner._events is None:
-            self._inner._client.connect()  # in this thread, so errors surface here
+        if self._client is not None:
+            self._client.connect()  # in this thread, so errors surface here
+            self._client = None
         future = self._runner.submit(self._next())
         try:
             event = future.result()

@@ -11,6 +11,8 @@ The rules:
 - Earlier user/assistant messages become the history, as (user, assistant) turns. Consecutive
   messages of one role are joined with a blank line ("\\n\\n"); empty ones are dropped. An
   assistant message with no user message before it becomes a turn with no user text (``None``).
+- ``content`` is a string, or a list of OpenAI-style text parts (``{"type": "text", "text": ...}``)
+  whose texts are joined as they are; any other part (an image) is refused.
 - Extra keys (``name``, ``time``, ...) are ignored. Anything else raises InvalidMessagesError.
 """
 
@@ -64,12 +66,33 @@ def _check(messages: Any) -> list[tuple[str, str]]:
         if "content" not in message:
             raise InvalidMessagesError(f"messages[{index}] has no 'content'")
         content = message["content"]
-        if not isinstance(content, str):
+        if isinstance(content, (list, tuple)):
+            content = _text_of_parts(content, index)
+        elif not isinstance(content, str):
             raise InvalidMessagesError(
-                f"messages[{index}]['content'] must be a string, not {type(content).__name__}"
+                f"messages[{index}]['content'] must be a string or a list of text parts,"
+                f" not {type(content).__name__}"
             )
         checked.append((role, content))
     return checked
+
+
+def _text_of_parts(parts: Sequence[Any], index: int) -> str:
+    """The text of OpenAI-style content parts (``{"type": "text", "text": ...}``), joined."""
+    texts = []
+    for number, part in enumerate(parts):
+        where = f"messages[{index}]['content'][{number}]"
+        if not isinstance(part, Mapping):
+            raise InvalidMessagesError(f"{where} must be a dict, not {type(part).__name__}")
+        if part.get("type") != "text":
+            raise InvalidMessagesError(
+                f"{where} is a {part.get('type')!r} part: the Space takes text only"
+            )
+        text = part.get("text")
+        if not isinstance(text, str):
+            raise InvalidMessagesError(f"{where} has no 'text' string")
+        texts.append(text)
+    return "".join(texts)
 
 
 def to_conversation(messages: Prompt, system: str | None = None) -> Conversation:

@@ -42,7 +42,7 @@ class AsyncResult:
     its ``generator`` (the seed's spelling). Either way, text fragments as the Space emits them.
     """
 
-    def __init__(self, generator: AsyncIterator[str]) -> None:
+    def __init__(self, generator: AsyncStream) -> None:
         self.generator = generator
 
     def __aiter__(self) -> AsyncIterator[str]:
@@ -56,7 +56,7 @@ class AsyncResult:
 
     async def aclose(self) -> None:
         """Stop early; cancels the job on the Space."""
-        await self.generator.aclose()  # type: ignore[attr-defined]
+        await self.generator.aclose()
 
 
 class ProviderModelMixin:
@@ -228,11 +228,5 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         else:
             raise InvalidMessagesError(f"history must be 'real' or 'flatten', not {history!r}")
         client = cls._client(space, hf_token, proxy, timeout)
-        stream = client.astream(conversation_input, system=system)  # validates the input now
-        return AsyncResult(_fragments(stream))
-
-
-async def _fragments(stream: AsyncStream) -> AsyncIterator[str]:
-    async with stream:
-        async for delta in stream:
-            yield delta
+        # astream validates the input now; the stream itself is the iterator of text fragments
+        return AsyncResult(client.astream(conversation_input, system=system))

@@ -290,8 +290,15 @@ def test_concurrent_streams_use_their_own_sessions(client: QwenClient) -> None:
     assert [s.until_done() for s in streams] == ["0", "1", "2"]
 
 
-def test_nothing_but_the_space_is_contacted(replica: Replica) -> None:
+def test_nothing_but_the_space_is_contacted(
+    replica: Replica, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every socket the client opens goes to the Space: no telemetry, no hub look-up."""
+    # huggingface_hub caches, per process, the registry it fetches from huggingface.co while
+    # building request headers: forget it, so that a fetch would show here whatever ran before.
+    from huggingface_hub.utils import _detect_agent
+
+    monkeypatch.setattr(_detect_agent, "_registry", None, raising=False)
     targets: list[Any] = []
     recording = threading.Event()
 

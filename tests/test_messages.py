@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from qwen_gradio import DEFAULT_SYSTEM, InvalidMessagesError, QwenClient, to_conversation
+from qwen_gradio import (
+    DEFAULT_SYSTEM,
+    Conversation,
+    InvalidMessagesError,
+    QwenClient,
+    to_conversation,
+)
 
 
 def test_prompt_string_is_one_user_message() -> None:
@@ -62,6 +68,21 @@ def test_consecutive_messages_merge_and_empty_ones_drop() -> None:
     assert conv.history == ((None, "greeting"), ("u1\n\nu1b", "a1\n\na1b"))
 
 
+def test_content_may_be_a_list_of_text_parts() -> None:
+    conv = to_conversation(
+        [
+            {"role": "system", "content": [{"type": "text", "text": "Sys"}]},
+            {"role": "user", "content": [{"type": "text", "text": "u1"}]},
+            {"role": "assistant", "content": "a1"},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "q, "}, {"type": "text", "text": "2"}],
+            },
+        ]
+    )
+    assert conv == Conversation("q, 2", (("u1", "a1"),), "Sys")
+
+
 @pytest.mark.parametrize(
     ("messages", "fragment"),
     [
@@ -72,7 +93,10 @@ def test_consecutive_messages_merge_and_empty_ones_drop() -> None:
         ([{"role": "user"}], "no 'content'"),
         ([{"role": "user", "content": 5}], "must be a string"),
         ([{"role": "user", "content": None}], "must be a string"),
-        ([{"role": "user", "content": [{"type": "text", "text": "x"}]}], "must be a string"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}], "text only"),
+        ([{"role": "user", "content": ["x"]}], r"\[0\] must be a dict"),
+        ([{"role": "user", "content": [{"type": "text"}]}], "no 'text' string"),
+        ([{"role": "user", "content": []}], "empty"),
         ([{"role": "robot", "content": "x"}], "role 'robot'"),
         ([{"content": "x"}], "role None"),
         ([{"role": "system", "content": "s"}], "no user message"),

@@ -1,0 +1,211 @@
+"""``Qwen_Qwen_2_5_Max`` as a real gpt4free provider: for g4f's ``Client``, ``AsyncClient``,
+``ChatCompletion`` and API server (``pip install 'qwen-gradio[g4f]'``).
+
+Example::
+
+    from g4f.client import Client
+    from qwen_gradio.gpt4free import Qwen_Qwen_2_5_Max
+
+    client = Client(provider=Qwen_Qwen_2_5_Max)
+    print(client.chat.completions.create(model="qwen-2.5-max", messages=[...]).choices[0])
+
+This module imports gpt4free (``import qwen_gradio`` does not). Its class subclasses gpt4free's own
+``AsyncGeneratorProvider`` and ``ProviderModelMixin`` and delegates every reply to the standalone
+``qwen_gradio.provider.Qwen_Qwen_2_5_Max``: one chunk per Space token, then a ``FinishReason``.
+Errors are raised as classes that are both the qwen_gradio error and the gpt4free error a g4f
+user catches (see ``G4F_ERRORS``), with the Space's message and ``partial_text`` kept.
+
+``register()`` makes gpt4free resolve the name "Qwen_Qwen_2_5_Max" to this class (its API server,
+``Client(provider="Qwen_Qwen_2_5_Max")``), replacing the broken class of that name which
+gpt4free 0.5.x ships; ``python -m qwen_gradio.gpt4free`` starts gpt4free's API server with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+try:
+    from g4f import errors as g4f_errors
+    from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
+    from g4f.providers.response import FinishReason, ProviderInfo
+except ImportError as exc:  # pragma: no cover - exercised where gpt4free is absent
+    raise ImportError(
+        f"qwen_gradio.gpt4free needs gpt4free: pip install 'qwen-gradio[g4f]' ({exc})"
+    ) from exc
+
+from . import errors
+from .client import AsyncStream
+from .messages import Prompt
+from .provider import Qwen_Qwen_2_5_Max as Standalone
+from .space import SPACE_ENV, resolve_space_url
+
+__all__ = ["G4F_ERRORS", "Qwen_Qwen_2_5_Max", "Reply", "as_g4f_error", "main", "register"]
+
+#: Each qwen_gradio error and the gpt4free error it is raised as too (most specific first).
+G4F_ERRORS: dict[type[errors.QwenGradioError], type[Exception]] = {
+    errors.ModelNotSupportedError: g4f_errors.ModelNotFoundError,
+    errors.RateLimitedError: g4f_errors.RateLimitError,
+    errors.QueueFullError: g4f_errors.RateLimitError,
+    errors.StreamTimeoutError: g4f_errors.TimeoutError,
+    errors.SpaceUnavailableError: g4f_errors.ResponseStatusError,
+    errors.SpaceError: g4f_errors.ResponseError,
+}
+_COMBINED: dict[type[errors.QwenGradioError], type[errors.QwenGradioError]] = {}
+
+
+def _combined(kind: type[errors.QwenGradioError]) -> type[errors.QwenGradioError] | None:
+    """The class that is both ``kind`` and its gpt4free counterpart (named like ``kind``)."""
+    if kind not in _COMBINED:
+        g4f_kind = next((g for ours, g in G4F_ERRORS.items() if issubclass(kind, ours)), None)
+        if g4f_kind is None:
+            return None
+        _COMBINED[kind] = type(kind.__name__, (kind, g4f_kind), {"__module__": __name__})
+    return _COMBINED[kind]
+
+
+def as_g4f_error(error: errors.QwenGradioError) -> errors.QwenGradioError:
+    """``error`` as an instance that gpt4free's handlers recognise too (same message, same
+    ``partial_text`` and attributes); errors with no gpt4free counterpart are returned as is."""
+    kind = _combined(type(error))
+    if kind is None:
+        return error
+    converted = kind.__new__(kind)
+    converted.__dict__.update(error.__dict__)
+    converted.args = error.args
+    return converted
+
+
+class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ignore[misc]
+    """Qwen2.5-Max through the Space ``Qwen/Qwen2.5-Max-Demo``, as a gpt4free provider.
+
+    Takes the standalone provider's keyword arguments: ``space=``, ``hf_token=``, ``timeout=``,
+    ``history="flatten"``, ``proxy=``. gpt4free's own extras (``max_tokens``, ``stop``,
+    ``api_key``, ``conversation``, ...) are handled by gpt4free or ignored.
+    """
+
+    label: ClassVar[str] = Standalone.label
+    url: ClassVar[str] = Standalone.url
+    api_endpoint: ClassVar[str] = Standalone.api_endpoint
+    working: ClassVar[bool] = Standalone.working
+    supports_stream: ClassVar[bool] = Standalone.supports_stream
+    supports_system_message: ClassVar[bool] = Standalone.supports_system_message
+    supports_message_history: ClassVar[bool] = Standalone.supports_message_history
+    default_model: ClassVar[str] = Standalone.default_model
+    model_aliases: ClassVar[dict[str, str]] = Standalone.model_aliases
+    models: ClassVar[list[str]] = Standalone.models
+
+    @classmethod
+    def get_models(cls, **kwargs: Any) -> list[str]:
+        return Standalone.get_models()
+
+    @classmethod
+    def get_model(cls, model: str | None, **kwargs: Any) -> str:
+        """The model name to use; an unknown one raises ``ModelNotSupportedError``, which is
+        also gpt4free's ``ModelNotFoundError``."""
+        try:
+            return Standalone.get_model(model)
+        except errors.QwenGradioError as error:
+            raise as_g4f_error(error).with_traceback(error.__traceback__) from None
+
+    @classmethod
+    def create_async_generator(
+        cls, model: str, messages: Prompt, proxy: str | None = None, **kwargs: Any
+    ) -> Reply:
+        """Stream the reply: a ``ProviderInfo`` (this provider and the model), then text chunks
+        as the Space emits them, then ``FinishReason("stop")``. Bad input raises at once."""
+        try:
+            result = Standalone.create_async_generator(model, messages, proxy=proxy, **kwargs)
+        except errors.QwenGradioError as error:
+            raise as_g4f_error(error).with_traceback(error.__traceback__) from None
+        info = ProviderInfo(**cls.get_dict(), model=Standalone.get_model(model))
+        return Reply(info, result.generator)
+
+
+class Reply:
+    """The async iterator ``create_async_generator`` returns; ``aclose()`` (or dropping it)
+    before the end cancels the job on the Space. A class rather than an async generator, so
+    that the event loop's shutdown never closes it while gpt4free's generators do."""
+
+    def __init__(self, info: ProviderInfo, stream: AsyncStream) -> None:
+        self._head: list[Any] = [info]
+        self._stream = stream
+        self._done = False
+
+    def __aiter__(self) -> Reply:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._head:
+            return self._head.pop()
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            return await self._stream.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            return FinishReason("stop")
+        except errors.QwenGradioError as error:
+            self._done = True
+            raise as_g4f_error(error).with_traceback(error.__traceback__) from None
+
+    async def aclose(self) -> None:
+        self._done = True
+        await self._stream.aclose()
+
+
+def register(provider: type = Qwen_Qwen_2_5_Max) -> None:
+    """Make gpt4free resolve ``provider``'s name to it: ``Client(provider="Qwen_Qwen_2_5_Max")``,
+    ``ChatCompletion.create(provider=...)`` and ``"provider"`` in API server requests. Replaces
+    gpt4free 0.5.x's built-in class of the same name. Idempotent."""
+    import g4f.Provider as registry
+
+    name = provider.__name__
+    loader = getattr(registry, "ProviderLoader", None)
+    if loader is not None:  # gpt4free 6.x and later: a lazy loader with a cache of loaded classes
+        loader.loaded[name] = provider
+        loader.loaded[name.lower().replace("-", "").replace("_", "")] = provider
+        if name not in loader.names:
+            loader.names.append(name)
+        return
+    # gpt4free 0.5.x: a module-level map (ProviderUtils.convert is the same dict) and a list
+    registry.__map__[name] = provider
+    registry.__providers__[:] = [p for p in registry.__providers__ if p.__name__ != name]
+    registry.__providers__.append(provider)
+    setattr(registry, name, provider)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m qwen_gradio.gpt4free``: gpt4free's OpenAI-compatible API server, serving this
+    provider by name and as its default."""
+    parser = argparse.ArgumentParser(
+        prog="python -m qwen_gradio.gpt4free",
+        description="gpt4free's API server with the qwen_gradio provider Qwen_Qwen_2_5_Max.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=1337, help="port (default: 1337)")
+    parser.add_argument("--space", help=f"Space id or URL (default: ${SPACE_ENV} or the real one)")
+    args = parser.parse_args(argv)
+    if args.space:
+        try:
+            resolve_space_url(args.space)
+        except ValueError as error:
+            parser.error(str(error))
+        os.environ[SPACE_ENV] = args.space
+    from g4f import debug
+
+    with warnings.catch_warnings():  # g4f 0.5's API module uses names Starlette deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from g4f.api import AppConfig, run_api
+
+    debug.version_check = False  # it would look the latest version up on the network
+    register()
+    AppConfig.set_config(provider=Qwen_Qwen_2_5_Max.__name__)
+    run_api(host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
