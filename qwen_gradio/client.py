@@ -189,7 +189,7 @@ class QwenClient:
 
         def run() -> None:
             try:
-                asyncio.run(cancel())
+                asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
             except Exception:  # best effort, like cancel_job itself
                 pass
 

@@ -216,6 +216,8 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         Raises ModelNotSupportedError or InvalidMessagesError at once, before any request.
         """
         cls.get_model(model)
+        if kwargs.get("media") or kwargs.get("images"):
+            raise InvalidMessagesError("the Space takes text only: media and images are refused")
         space = kwargs.pop("space", None)
         hf_token = kwargs.pop("hf_token", None)
         timeout = kwargs.pop("timeout", None)

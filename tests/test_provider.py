@@ -67,6 +67,8 @@ def test_unknown_models_and_bad_messages_fail_before_any_request() -> None:
         P.create_completion("", [{"role": "user", "content": None}], space=NOWHERE)
     with pytest.raises(InvalidMessagesError):
         P.create_async_generator("", "hi", space=NOWHERE, history="sometimes")
+    with pytest.raises(InvalidMessagesError, match="text only"):  # gpt4free passes images so
+        P.create_async_generator("", "hi", space=NOWHERE, media=[("data:image/png;base64,", "a")])
 
 
 def test_generate_session_hash() -> None:
