@@ -198,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from g4f import debug
 
     with warnings.catch_warnings():  # g4f 0.5's API module uses names Starlette deprecated
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from g4f.api import AppConfig, run_api
 
     debug.version_check = False  # it would look the latest version up on the network

@@ -248,6 +248,8 @@ def api_server(g4f: str, replica: Replica, tmp_path: Path) -> Iterator[str]:
         ready.wait(timeout=60)
         if process.poll() is not None or not any("Uvicorn running on" in x for x in log):
             pytest.fail("the API server did not start:\n" + "".join(log))
+        startup = "".join(log)
+        assert "Warning" not in startup and "Traceback" not in startup, startup
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
