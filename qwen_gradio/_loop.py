@@ -48,7 +48,8 @@ class LoopThread:
         return self.submit(coro).result(timeout)
 
     def stop(self, cleanup: Callable[[], Coroutine[Any, Any, Any]] | None = None) -> None:
-        """Run ``cleanup()`` on the loop (if given), then stop the loop and join its thread."""
+        """Run ``cleanup()`` on the loop (if given), let the streams still closing finish, shut
+        down the loop's async generators, then stop the loop and join its thread."""
         with self._lock:
             loop, thread = self._loop, self._thread
             self._loop = self._thread = None

@@ -95,6 +95,7 @@ class QwenClient:
         )
         self._runner = LoopThread()
         self._cancels: list[threading.Thread] = []
+        self._cancels_lock = threading.Lock()
         self._closed = False
         self._finalizer = weakref.finalize(self, self._runner.stop)
 
@@ -195,12 +196,15 @@ class QwenClient:
 
         thread = threading.Thread(target=run, name="qwen_gradio-cancel")
         thread.start()
-        self._cancels = [t for t in self._cancels if t.is_alive()] + [thread]
+        with self._cancels_lock:
+            self._cancels = [t for t in self._cancels if t.is_alive()] + [thread]
         return thread
 
     def _join_cancels(self) -> None:
         """Wait for the cancellations in flight (each ends within ``CANCEL_TIMEOUT``)."""
-        for thread in list(self._cancels):
+        with self._cancels_lock:
+            threads = list(self._cancels)
+        for thread in threads:
             thread.join(CANCEL_TIMEOUT * 2)
 
     # -- closing ----------------------------------------------------------------------------
