@@ -8,15 +8,17 @@
 """
 
 from ._version import __version__
-from .client import AsyncStream, QwenClient, Stream, Timeouts
+from .client import AsyncEvents, AsyncStream, QwenClient, Stream, Timeouts
 from .errors import (
     IncompatibleGradioClientError,
     InvalidMessagesError,
+    InvalidSpaceError,
     ModelNotSupportedError,
     QueueFullError,
     QwenGradioError,
     RateLimitedError,
     SpaceError,
+    SpaceProtocolError,
     SpaceUnavailableError,
     StreamClosedError,
     StreamTimeoutError,
@@ -30,11 +32,12 @@ from .provider import (
     generate_session_hash,
 )
 from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
-from .stream import QueueStatus
+from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
 
 __all__ = [
     "DEFAULT_SPACE",
     "DEFAULT_SYSTEM",
+    "AsyncEvents",
     "AsyncGeneratorProvider",
     "AsyncResult",
     "AsyncStream",
@@ -42,6 +45,7 @@ __all__ = [
     "Conversation",
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
+    "InvalidSpaceError",
     "ModelNotSupportedError",
     "ProviderModelMixin",
     "QueueFullError",
@@ -50,11 +54,15 @@ __all__ = [
     "QwenGradioError",
     "Qwen_Qwen_2_5_Max",
     "RateLimitedError",
+    "ReplyCompleted",
     "SpaceError",
+    "SpaceProtocolError",
     "SpaceUnavailableError",
     "Stream",
     "StreamClosedError",
+    "StreamEvent",
     "StreamTimeoutError",
+    "TextDelta",
     "Timeouts",
     "__version__",
     "generate_session_hash",

@@ -32,11 +32,14 @@ from typing import Any
 
 from .errors import (
     IncompatibleGradioClientError,
+    InvalidSpaceError,
+    QwenGradioError,
     RateLimitedError,
+    SpaceProtocolError,
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .space import ChatEndpoint
+from .space import ChatEndpoint, check_gradio_config
 
 __all__ = ["TESTED_GRADIO_CLIENT", "SpaceConnection", "check_gradio_client", "connect"]
 
@@ -135,6 +138,7 @@ def _client_class() -> type:
 
         def _get_config(self) -> dict[str, Any]:
             config: dict[str, Any] = super()._get_config()
+            check_gradio_config(self.src, config)  # before gradio_client acts on it
             return {**config, "connect_heartbeat": False}
 
     return QuietClient
@@ -166,6 +170,8 @@ def connect(
             analytics_enabled=False,
             headers={"user-agent": user_agent},
         )
+    except QwenGradioError:  # the config check above
+        raise
     except httpx.TimeoutException as exc:
         raise StreamTimeoutError(f"connecting to {url} timed out", kind="connect") from exc
     except httpx.HTTPError as exc:
@@ -183,6 +189,10 @@ def connect(
         ) from exc
     except ValueError as exc:
         raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
+    except (KeyError, TypeError, AttributeError) as exc:  # API info of the wrong shape
+        raise SpaceProtocolError(
+            f"{url} answered its API info in a shape Gradio does not use: {exc!r}"
+        ) from exc
     finally:
         _QUIET.reset(quiet)
     for attribute in _CLIENT_ATTRIBUTES:
@@ -193,7 +203,7 @@ def connect(
     try:
         endpoint = ChatEndpoint.from_config(client.config)
     except (ValueError, KeyError, TypeError) as exc:
-        raise SpaceUnavailableError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+        raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
     headers = {**client.headers, "user-agent": user_agent, "x-gradio-user": "api"}
     return SpaceConnection(
         url=client.src,

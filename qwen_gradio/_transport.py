@@ -61,9 +61,11 @@ def _status_error(response: httpx.Response, what: str) -> QwenGradioError:
 
 def transport_error(exc: httpx.HTTPError, what: str, partial_text: str = "") -> QwenGradioError:
     """The error for a failed connection or read."""
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return StreamTimeoutError(
-            f"{what}: connecting timed out", kind="connect", partial_text=partial_text
+    if isinstance(exc, httpx.TimeoutException):  # reads of the reply itself are never limited
+        return StreamTimeoutError(  # by httpx, so this is reaching the Space or its answer
+            f"{what}: the Space did not answer within the connect timeout",
+            kind="connect",
+            partial_text=partial_text,
         )
     return SpaceUnavailableError(
         f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), partial_text=partial_text

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .messages import DEFAULT_SYSTEM
 from .space import DEFAULT_SPACE, SPACE_ENV
-from .stream import QueueStatus
+from .stream import QueueStatus, TextDelta
 
 # Exit codes, most specific error first (checked in this order).
 EXIT_CODES: list[tuple[type[BaseException], int, str]] = [
@@ -113,14 +113,12 @@ def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
     status_line = StatusLine(sys.stderr)
     reply, started = Reply(), time.monotonic()
     try:
-        while True:
-            try:
-                event = stream.next_event()
-            except StopIteration:
-                break
+        for event in stream.events():
             if isinstance(event, QueueStatus):
                 if not reply.deltas:
                     status_line.show(event)
+                continue
+            if not isinstance(event, TextDelta):
                 continue
             status_line.clear()
             if reply.first_delta_seconds is None:
@@ -128,9 +126,10 @@ def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
                 out.write(prefix)
             reply.deltas += 1
             if as_json:
-                out.write(json.dumps({"type": "delta", "text": event}, ensure_ascii=False) + "\n")
+                delta = {"type": "delta", "text": event.delta}
+                out.write(json.dumps(delta, ensure_ascii=False) + "\n")
             else:
-                out.write(event)
+                out.write(event.delta)
             out.flush()
     finally:
         status_line.clear()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import sys
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,9 +23,11 @@ from ._version import __version__
 from .errors import SpaceUnavailableError, StreamClosedError, StreamTimeoutError
 from .messages import Conversation, Prompt, to_conversation
 from .space import resolve_space_url
-from .stream import QueueStatus, ReplyState, decode_sse_line
+from .stream import QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
 
-__all__ = ["AsyncStream", "QwenClient", "Stream", "Timeouts"]
+__all__ = ["AsyncEvents", "AsyncStream", "QwenClient", "Stream", "Timeouts"]
+
+T = TypeVar("T")
 
 CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
 
@@ -90,7 +94,7 @@ class QwenClient:
         self._proxy = proxy
         self._connection: SpaceConnection | None = None
         self._connect_lock = threading.Lock()
-        self._http: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
             weakref.WeakKeyDictionary()
         )
         self._runner = LoopThread()
@@ -128,20 +132,22 @@ class QwenClient:
             return self._connection
         return await run_in_thread(self.connect)
 
-    def _http_client(self) -> httpx.AsyncClient:
-        """The connection pool of the running event loop."""
+    async def _pool(self, conn: SpaceConnection) -> httpx.AsyncClient:
+        """The connection pool of the running event loop, closed when that loop shuts down its
+        async generators (as ``asyncio.run`` does), or by ``aclose()``/``close()``."""
         loop = asyncio.get_running_loop()
-        http = self._http.get(loop)
-        if http is None or http.is_closed:
-            assert self._connection is not None
+        pool = self._pools.get(loop)
+        if pool is None or pool[0].is_closed:
             http = httpx.AsyncClient(
-                headers=self._connection.headers,
-                cookies=self._connection.cookies,
+                headers=conn.headers,
+                cookies=conn.cookies,
                 proxy=self._proxy,
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
             )
-            self._http[loop] = http
-        return http
+            keeper = _close_at_shutdown(http)
+            await keeper.asend(None)  # now the loop's shutdown_asyncgens() will close it
+            pool = self._pools[loop] = (http, keeper)
+        return pool[0]
 
     # -- chatting ---------------------------------------------------------------------------
 
@@ -209,23 +215,24 @@ class QwenClient:
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def _close_http(self) -> None:
-        loop = asyncio.get_running_loop()
-        http = self._http.pop(loop, None)
-        if http is not None:
-            await http.aclose()
+    async def _close_pool(self) -> None:
+        """Close the running loop's connection pool."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            await pool[1].aclose()
 
     def close(self) -> None:
         """Close connections, stop the sync API's thread, and wait until the Space has been
         asked to stop every job cancelled so far. Idempotent."""
         self._closed = True
-        self._runner.stop(self._close_http)
-        self._http.clear()
+        self._runner.stop(self._close_pool)
+        self._pools.clear()
         self._join_cancels()
 
     async def aclose(self) -> None:
-        """Close this loop's connections and stop the sync API's thread. Idempotent."""
-        await self._close_http()
+        """Close this loop's connections, stop the sync API's thread, and wait until the Space
+        has been asked to stop every job cancelled so far. Idempotent."""
+        await self._close_pool()
         await run_in_thread(self._join_cancels, name="qwen_gradio-close")
         self.close()
 
@@ -242,17 +249,30 @@ class QwenClient:
         await self.aclose()
 
 
+_Pool = tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+
+
+async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Holds ``http`` open; closing this generator (the loop's ``shutdown_asyncgens()``, or
+    ``QwenClient.aclose()``) closes it."""
+    try:
+        yield
+    finally:
+        await http.aclose()
+
+
 class AsyncStream:
     """One streamed reply: an async iterator of text deltas, closable, an async context manager.
 
-    Closing it, or cancelling the task reading it, before the reply is complete cancels the job
-    on the Space; so does dropping it. Afterwards ``text`` holds the reply (so far, if it was cut
-    short).
+    ``events()`` gives the typed events instead: ``QueueStatus`` while the job waits,
+    ``TextDelta`` for new text, ``ReplyCompleted`` at the end. Closing the stream, cancelling the
+    task reading it, or dropping it before the reply is complete cancels the job on the Space.
+    Afterwards ``text`` holds the reply (so far, if it was cut short).
     """
 
     def __init__(self, client: QwenClient, conversation: Conversation) -> None:
         self._job = _Job(client, conversation)
-        self._events: AsyncIterator[str | QueueStatus] | None = None
+        self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._closed = False
 
     @property
@@ -273,25 +293,22 @@ class AsyncStream:
     @property
     def text(self) -> str:
         """The reply text received so far (all of it once the stream has ended)."""
-        state = self._job.state
-        return state.text if state else ""
+        return self._job.state.text
 
     @property
     def rewrites(self) -> int:
         """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
-        state = self._job.state
-        return state.rewrites if state else 0
+        return self._job.state.rewrites
 
     @property
     def completed(self) -> bool:
         """True once the Space has finished the reply."""
-        return self._job.completed
+        return self._job.state.completed
 
     @property
     def status(self) -> QueueStatus | None:
         """The latest queue status the Space reported (None before any)."""
-        state = self._job.state
-        return state.status if state else None
+        return self._job.state.status
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -299,16 +316,20 @@ class AsyncStream:
     async def __anext__(self) -> str:
         while True:
             event = await self.next_event()
-            if isinstance(event, str):
-                return event
+            if isinstance(event, TextDelta):
+                return event.delta
 
-    async def next_event(self) -> str | QueueStatus:
-        """The next text delta or queue status; raises StopAsyncIteration at the end."""
+    def events(self) -> AsyncEvents:
+        """The reply as typed events (``async for event in stream.events()``)."""
+        return AsyncEvents(self)
+
+    async def next_event(self) -> StreamEvent:
+        """The next typed event; raises StopAsyncIteration after the last."""
         if self._closed:
             raise StreamClosedError("the stream is closed")
         if self._events is None:
             self._events = self._job.events()
-            return await _untracked_anext(self._events)  # type: ignore[no-any-return]
+            return await _untracked_anext(self._events)
         return await self._events.__anext__()
 
     async def until_done(self) -> str:
@@ -322,7 +343,7 @@ class AsyncStream:
         self._closed = True
         events, self._events = self._events, None
         if events is not None:
-            await events.aclose()  # type: ignore[attr-defined]
+            await events.aclose()
         self._job.cancel_soon()
 
     def __del__(self) -> None:
@@ -344,6 +365,22 @@ class AsyncStream:
         await self.aclose()
 
 
+class AsyncEvents:
+    """``AsyncStream.events()``: the stream's typed events; closing it closes the stream."""
+
+    def __init__(self, stream: AsyncStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> AsyncEvents:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._stream.next_event()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
 class _Job:
     """One job on the Space and its reply state. Its ``events()`` generator holds no reference
     to the AsyncStream that owns it, so a stream that is dropped is freed (and its job
@@ -354,17 +391,13 @@ class _Job:
         self.conversation = conversation
         self.session_hash = new_session_hash()
         self.event_id: str | None = None
-        self.state: ReplyState | None = None
+        self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
         self.submitted: tuple[SpaceConnection, asyncio.Future[str]] | None = None
         self.cancel_started = False
 
-    @property
-    def completed(self) -> bool:
-        return bool(self.state and self.state.completed)
-
     def cancel_soon(self) -> None:
         """Cancel the job on the Space unless the reply is complete (once; never waits)."""
-        if self.cancel_started or self.submitted is None or self.completed:
+        if self.cancel_started or self.submitted is None or self.state.completed:
             return
         self.cancel_started = True
         conn, join = self.submitted
@@ -379,69 +412,86 @@ class _Job:
         else:  # the job is still joining the queue: cancel it once it has an id
             join.add_done_callback(cancel)
 
-    def deadline(self, started: float, last_text: float | None) -> tuple[float, str]:
+    def deadline(self, started: float, last_text: float | None) -> tuple[float | None, str]:
+        """The next limit that applies while waiting for the reply's text, and its kind."""
         t = self.client.timeouts
-        limits = []
+        limits: list[tuple[float, str]] = []
         if t.total is not None:
             limits.append((started + t.total, "total"))
         if last_text is None and t.first_token is not None:
             limits.append((started + t.first_token, "first_token"))
         if last_text is not None and t.idle is not None:
             limits.append((last_text + t.idle, "idle"))
-        return min(limits) if limits else (float("inf"), "")
+        return min(limits) if limits else (None, "")
 
-    async def events(self) -> AsyncIterator[str | QueueStatus]:
-        """Submit the job and yield its text deltas and queue statuses."""
+    def connect_deadline(self, started: float) -> tuple[float | None, str]:
+        """The limit on reaching the Space and having it accept the job."""
+        t = self.client.timeouts
+        limits = [(started + t.connect, "connect")] if t.connect is not None else []
+        if t.total is not None:
+            limits.append((started + t.total, "total"))
+        return min(limits) if limits else (None, "")
+
+    async def within(
+        self, awaitable: Awaitable[T], deadline: tuple[float | None, str], waiting_for: str
+    ) -> T:
+        """``await awaitable``, raising StreamTimeoutError when ``deadline`` passes first."""
+        when, kind = deadline
+        try:
+            async with asyncio.timeout_at(when):
+                return await awaitable
+        except TimeoutError:
+            if when is None or asyncio.get_running_loop().time() < when:
+                raise  # not ours
+            limit = getattr(self.client.timeouts, kind)
+            raise StreamTimeoutError(
+                f"no {waiting_for} within the {kind} timeout ({limit} s)",
+                kind=kind,
+                partial_text=self.state.text,
+            ) from None
+
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
+        """Submit the job and yield the reply's events. Every wait is bounded by a limit."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        timeouts = self.client.timeouts
-        conn = await self.client.aconnect()
-        http = self.client._http_client()
+        accepted = "job accepted by the Space"
+        conn = await self.within(self.client.aconnect(), self.connect_deadline(started), accepted)
+        http = await self.client._pool(conn)
         state = self.state = ReplyState(conn.endpoint.chatbot_output)
-        request_timeout = httpx.Timeout(timeouts.connect)
         join = asyncio.ensure_future(
             join_queue(
                 http,
                 conn,
                 conn.endpoint.inputs(self.conversation),
                 self.session_hash,
-                request_timeout,
+                httpx.Timeout(self.client.timeouts.connect),
             )
         )
         self.submitted = (conn, join)
         try:
-            self.event_id = await asyncio.shield(join)
-            stream_timeout = httpx.Timeout(timeouts.connect, read=None)
-            async with event_stream(http, conn, self.session_hash, stream_timeout) as lines:
+            deadline = self.connect_deadline(started)
+            self.event_id = await self.within(asyncio.shield(join), deadline, accepted)
+            # The event stream's headers count against the first token: a front end that takes
+            # the request and never answers cannot hang the reply.
+            read_forever = httpx.Timeout(self.client.timeouts.connect, read=None)
+            opening = event_stream(http, conn, self.session_hash, read_forever)
+            async with contextlib.AsyncExitStack() as stack:
+                deadline = self.deadline(started, None)
+                opened = stack.enter_async_context(opening)
+                lines = await self.within(opened, deadline, "reply text")
                 last_text: float | None = None
-                while not state.completed:
-                    deadline, kind = self.deadline(started, last_text)
+                while not (state.completed or state.ended):
+                    deadline = self.deadline(started, last_text)
                     try:
-                        async with asyncio.timeout_at(deadline if kind else None):
-                            line = await lines.__anext__()
-                    except TimeoutError:
-                        raise StreamTimeoutError(
-                            f"no reply text within the {kind} timeout"
-                            f" ({getattr(timeouts, kind)} s)",
-                            kind=kind,
-                            partial_text=state.text,
-                        ) from None
+                        line = await self.within(lines.__anext__(), deadline, "reply text")
                     except StopAsyncIteration:
                         break
                     except httpx.HTTPError as exc:
                         raise transport_error(exc, "reading the reply", state.text) from exc
-                    message = decode_sse_line(line)
-                    if message is None:
-                        continue
-                    if message.get("msg") == "close_stream":
-                        break
-                    status = state.status
-                    delta = state.feed(message)
-                    if state.status is not status and state.status is not None:
-                        yield state.status
-                    if delta:
-                        last_text = loop.time()
-                        yield delta
+                    for event in state.feed_line(line):
+                        if isinstance(event, TextDelta):
+                            last_text = loop.time()
+                        yield event
             if not state.completed:
                 raise SpaceUnavailableError(
                     "the Space ended the stream before the reply was complete",
@@ -451,7 +501,7 @@ class _Job:
             self.cancel_soon()
 
 
-def _untracked_anext(events: AsyncIterator[Any]) -> Any:
+def _untracked_anext(events: AsyncGenerator[StreamEvent, None]) -> Awaitable[StreamEvent]:
     """``events.__anext__()`` for a stream's own event generator, which the running loop then
     does not track for ``shutdown_asyncgens()``: its AsyncStream is its one owner and closes it
     (or, once it is garbage, the loop's finalizer does). Were the loop to close it too, it could
@@ -465,27 +515,90 @@ def _untracked_anext(events: AsyncIterator[Any]) -> Any:
         sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
 
 
-class Stream:
-    """The sync twin of AsyncStream: an iterator of text deltas, closable, a context manager.
+_END = object()  # the reply ended
+_CLOSED = object()  # the stream was closed while the pump ran
 
-    Breaking out of the loop and dropping the stream, ``close()``, an exception (Ctrl-C included)
-    while waiting, or garbage collection cancels an unfinished job on the Space.
+
+class _Pump:
+    """Reads an AsyncStream on the loop thread and hands its events to a queue. It holds no
+    reference to the sync Stream, so a Stream that is dropped is freed (and closes this)."""
+
+    def __init__(self, inner: AsyncStream, out: queue.SimpleQueue[object]) -> None:
+        self.inner = inner
+        self.out = out
+        self.task: asyncio.Task[Any] | None = None
+
+    async def run(self) -> None:
+        self.task = asyncio.current_task()
+        try:
+            async for event in self.inner.events():
+                self.out.put(event)
+        except asyncio.CancelledError:
+            self.out.put(_CLOSED)
+            raise
+        except Exception as error:
+            self.out.put(error)
+        else:
+            self.out.put(_END)
+
+
+class Stream:
+    """The sync twin of AsyncStream: an iterator of text deltas, ``events()`` for typed events,
+    closable, a context manager.
+
+    The async stream runs on the client's private loop thread and hands its events over through
+    a queue, one cheap hand-over per event. Breaking out of the loop and dropping the stream,
+    ``close()``, an exception (Ctrl-C included) while waiting, or garbage collection cancels an
+    unfinished job on the Space. ``text``, ``status`` and ``completed`` describe what this
+    stream has handed out.
     """
 
     def __init__(self, inner: AsyncStream, runner: LoopThread, client: QwenClient) -> None:
         self._inner = inner
         self._runner = runner
-        self._client: QwenClient | None = client  # None once connected
-        self._task: asyncio.Task[Any] | None = None
+        self._client = client
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pump: _Pump | None = None
+        self._finished = False
         self._closed = False
+        self._text = ""
+        self._status: QueueStatus | None = None
+        self._completed = False
 
-    conversation = property(lambda self: self._inner.conversation)
-    session_hash = property(lambda self: self._inner.session_hash)
-    event_id = property(lambda self: self._inner.event_id)
-    status = property(lambda self: self._inner.status)
-    text = property(lambda self: self._inner.text, doc=AsyncStream.text.__doc__)
-    rewrites = property(lambda self: self._inner.rewrites, doc=AsyncStream.rewrites.__doc__)
-    completed = property(lambda self: self._inner.completed, doc=AsyncStream.completed.__doc__)
+    @property
+    def conversation(self) -> Conversation:
+        """What the Space is sent: the query, the earlier turns, the system prompt."""
+        return self._inner.conversation
+
+    @property
+    def session_hash(self) -> str:
+        """The session this reply's job runs under (a fresh one per stream)."""
+        return self._inner.session_hash
+
+    @property
+    def event_id(self) -> str | None:
+        """The job's id on the Space, once it has joined the queue."""
+        return self._inner.event_id
+
+    @property
+    def text(self) -> str:
+        """The reply text handed out so far (all of it once the stream has ended)."""
+        return self._text
+
+    @property
+    def status(self) -> QueueStatus | None:
+        """The latest queue status handed out (None before any)."""
+        return self._status
+
+    @property
+    def completed(self) -> bool:
+        """True once the whole reply has been handed out."""
+        return self._completed
+
+    @property
+    def rewrites(self) -> int:
+        """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
+        return self._inner.rewrites
 
     def __iter__(self) -> Stream:
         return self
@@ -493,45 +606,59 @@ class Stream:
     def __next__(self) -> str:
         while True:
             event = self.next_event()
-            if isinstance(event, str):
-                return event
+            if isinstance(event, TextDelta):
+                return event.delta
 
-    async def _next(self) -> str | QueueStatus | None:
-        self._task = asyncio.current_task()
-        try:
-            return await self._inner.next_event()
-        except StopAsyncIteration:
-            return None
-        finally:
-            self._task = None
+    def events(self) -> Iterator[StreamEvent]:
+        """The reply as typed events (``for event in stream.events()``)."""
+        while True:
+            try:
+                yield self.next_event()
+            except StopIteration:
+                return
 
-    def next_event(self) -> str | QueueStatus:
-        """The next text delta or queue status; raises StopIteration at the end."""
+    def next_event(self) -> StreamEvent:
+        """The next typed event; raises StopIteration after the last."""
         if self._closed:
             raise StreamClosedError("the stream is closed")
-        if self._client is not None:
-            self._client.connect()  # in this thread, so errors surface here
-            self._client = None
-        future = self._runner.submit(self._next())
+        if self._finished:
+            raise StopIteration
+        if self._pump is None:
+            self._client.connect()  # in this thread, so that errors surface here
+            self._pump = _Pump(self._inner, self._queue)
+            self._runner.submit(self._pump.run())
         try:
-            event = future.result()
-        except BaseException:
+            item = self._queue.get()
+        except BaseException:  # Ctrl-C while waiting
             self.close()
             raise
-        if event is None:
+        if item is _END:
+            self._finished = True
             raise StopIteration
-        return event
+        if item is _CLOSED:
+            raise StreamClosedError("the stream is closed")
+        if isinstance(item, BaseException):
+            self._finished = True
+            self.close()
+            raise item
+        if isinstance(item, TextDelta):
+            self._text = item.text
+        elif isinstance(item, QueueStatus):
+            self._status = item
+        elif isinstance(item, ReplyCompleted):
+            self._text, self._completed = item.text, True
+        return item  # type: ignore[return-value]
 
     def until_done(self) -> str:
         """Read the rest of the reply; return all of its text."""
         for _ in self:
             pass
-        return self._inner.text
+        return self._text
 
     async def _aclose(self) -> None:
-        task = self._task
+        task = self._pump.task if self._pump else None
         if task is not None and not task.done():
-            task.cancel()  # a read interrupted in this thread: its cleanup cancels the job
+            task.cancel()  # the pump's read is interrupted; closing the stream cancels the job
             await asyncio.wait({task})
         await self._inner.aclose()
 

@@ -7,7 +7,10 @@
     ├── RateLimitedError           HTTP 429, or the Space ran out of (GPU) quota
     ├── StreamTimeoutError         connect, first-token, idle or total timeout
     ├── StreamClosedError          iterating a stream after it was closed
+    ├── SpaceProtocolError         the Space answered what its protocol does not allow
     ├── IncompatibleGradioClientError   the installed gradio_client is not one qwen_gradio fits
+    ├── InvalidSpaceError          (also a ValueError) not a Space id or URL, not a Gradio app,
+    │                              or not built like the Qwen demo; nothing else is contacted
     ├── InvalidMessagesError       (also a ValueError) bad input, raised before any request
     └── ModelNotSupportedError     (also a ValueError) a model name the provider does not serve
 
@@ -20,11 +23,13 @@ from __future__ import annotations
 __all__ = [
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
+    "InvalidSpaceError",
     "ModelNotSupportedError",
     "QueueFullError",
     "QwenGradioError",
     "RateLimitedError",
     "SpaceError",
+    "SpaceProtocolError",
     "SpaceUnavailableError",
     "StreamClosedError",
     "StreamTimeoutError",
@@ -67,12 +72,22 @@ class StreamTimeoutError(QwenGradioError):
         self.kind = kind
 
 
+class SpaceProtocolError(QwenGradioError):
+    """The Space sent something its protocol does not allow (malformed JSON, an impossible
+    diff, a message that is not an object): a broken or impostor Space, not a busy one."""
+
+
 class StreamClosedError(QwenGradioError):
     """The stream was closed; it yields nothing more."""
 
 
 class IncompatibleGradioClientError(QwenGradioError):
     """The installed gradio_client lacks what qwen_gradio relies on."""
+
+
+class InvalidSpaceError(QwenGradioError, ValueError):
+    """The Space given is not a Space id or URL, not a Gradio app, or has no chat endpoint like
+    the Qwen demo's; raised before any job is sent."""
 
 
 class InvalidMessagesError(QwenGradioError, ValueError):

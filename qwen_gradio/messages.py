@@ -13,6 +13,8 @@ The rules:
   assistant message with no user message before it becomes a turn with no user text (``None``).
 - ``content`` is a string, or a list of OpenAI-style text parts (``{"type": "text", "text": ...}``)
   whose texts are joined as they are; any other part (an image) is refused.
+- Text must be Unicode: a lone surrogate (undecodable bytes read with ``surrogateescape``) is
+  refused, never sent altered.
 - Extra keys (``name``, ``time``, ...) are ignored. Anything else raises InvalidMessagesError.
 """
 
@@ -73,8 +75,22 @@ def _check(messages: Any) -> list[tuple[str, str]]:
                 f"messages[{index}]['content'] must be a string or a list of text parts,"
                 f" not {type(content).__name__}"
             )
+        _check_text(content, f"messages[{index}]['content']")
         checked.append((role, content))
     return checked
+
+
+def _check_text(text: str, where: str) -> None:
+    """Refuse text that cannot travel as UTF-8 JSON: lone surrogates, as text decoded with
+    ``errors="surrogateescape"`` (file names, undecodable bytes from stdin) holds."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InvalidMessagesError(
+            f"{where} holds {text[error.start : error.end]!r} at position {error.start}, which is"
+            " not Unicode text (a lone surrogate, as undecodable bytes become); decode the bytes"
+            " with a real encoding or errors='replace'"
+        ) from None
 
 
 def _text_of_parts(parts: Sequence[Any], index: int) -> str:
@@ -102,6 +118,8 @@ def to_conversation(messages: Prompt, system: str | None = None) -> Conversation
     """
     if system is not None and not isinstance(system, str):
         raise InvalidMessagesError(f"system must be a string, not {type(system).__name__}")
+    if system:
+        _check_text(system, "system")
     checked = _check(messages)
     systems = [system] if system else []
     systems += [content for role, content in checked if role == "system" and content]

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import InvalidSpaceError
 from .messages import Conversation
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "ChatEndpoint",
     "ChatFormat",
     "assistant_text",
+    "check_gradio_config",
     "encode_history",
     "resolve_space_url",
 ]
@@ -34,19 +36,41 @@ def resolve_space_url(space: str | None = None) -> str:
 
     ``None`` means the ``QWEN_GRADIO_SPACE`` environment variable, else the Qwen2.5-Max Space.
     An id maps to ``https://<owner>-<name>.hf.space`` by Hugging Face's subdomain rule (lower
-    case, "/", "." and "_" become "-"), with no hub API call.
+    case, "/", "." and "_" become "-"), with no hub API call. Anything else raises
+    InvalidSpaceError (a ValueError).
     """
     space = space or os.environ.get(SPACE_ENV) or DEFAULT_SPACE
     space = space.strip()
     if space.startswith(("http://", "https://")):
         return space if space.endswith("/") else space + "/"
     if not _SPACE_ID.match(space):
-        raise ValueError(
+        raise InvalidSpaceError(
             "space must be a Space id like 'Qwen/Qwen2.5-Max-Demo' or an http(s) URL,"
             f" not {space!r}"
         )
     subdomain = re.sub(r"[/._]", "-", space.lower())
     return f"https://{subdomain}.hf.space/"
+
+
+def check_gradio_config(url: str, config: Any) -> None:
+    """Raise InvalidSpaceError unless ``config`` (what ``url``'s /config answered) is a config of
+    gradio 4 or later: the queue protocol qwen_gradio speaks. Checked before anything else is
+    asked of the Space (gradio_client would send a config without a version to an outside
+    service, taking it for gradio 3)."""
+    if not isinstance(config, dict):
+        raise InvalidSpaceError(f"{url} is not a Gradio app: its /config is not a JSON object")
+    version = config.get("version")
+    if not isinstance(version, str) or not version:
+        raise InvalidSpaceError(f"{url} is not a Gradio app: its /config names no gradio version")
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < 4:
+        raise InvalidSpaceError(
+            f"{url} runs gradio {version}; qwen_gradio speaks the queue protocol of gradio 4"
+            " and later"
+        )
+    for key in ("components", "dependencies"):
+        if not isinstance(config.get(key), list):
+            raise InvalidSpaceError(f"{url} is not a Gradio app: its /config has no {key} list")
 
 
 class ChatFormat(enum.Enum):

@@ -1,9 +1,12 @@
-"""The I/O-free core of a streamed reply: the Space's queue messages in, text deltas out.
+"""The I/O-free core of a streamed reply: the Space's queue messages in, typed events out.
 
-``ReplyState.feed(message)`` takes one decoded server-sent event of the Space's queue protocol
-(``estimation``, ``process_starts``, ``process_generating``, ``process_completed``, ...) and returns
-the new text it adds to the assistant's reply ("" when none). The sync and async streams both drive
-one ``ReplyState`` each; nothing here touches the network.
+``ReplyState.feed_line(line)`` takes one line of the Space's event stream and returns the events
+it brings, in order: ``QueueStatus`` (where the job waits), ``TextDelta`` (new reply text, with
+the whole text so far) and, last, ``ReplyCompleted``. ``ReplyState.feed(message)`` does the work
+for one decoded message (``estimation``, ``process_starts``, ``process_generating``,
+``process_completed``, ...) and returns the text it adds. The sync and async streams both drive one
+``ReplyState`` each; nothing here touches the network. Whatever the Space sends that its protocol
+does not allow (malformed JSON, an impossible diff) raises SpaceProtocolError.
 
 Each ``process_generating`` step carries the whole Chatbot history, first in full and then as
 diffs; the state applies them in place and compares the assistant's text with what it had:
@@ -22,10 +25,26 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import QueueFullError, RateLimitedError, SpaceError, SpaceUnavailableError
+from .errors import (
+    QueueFullError,
+    QwenGradioError,
+    RateLimitedError,
+    SpaceError,
+    SpaceProtocolError,
+    SpaceUnavailableError,
+)
 from .space import assistant_text
 
-__all__ = ["QueueStatus", "ReplyState", "apply_diff", "decode_sse_line", "error_for_message"]
+__all__ = [
+    "QueueStatus",
+    "ReplyCompleted",
+    "ReplyState",
+    "StreamEvent",
+    "TextDelta",
+    "apply_diff",
+    "decode_sse_line",
+    "error_for_message",
+]
 
 _RATE_LIMIT = re.compile(
     r"\b429\b|rate.?limit|too many requests|gpu quota|exceeded your .*quota|quota exceeded",
@@ -52,11 +71,38 @@ class QueueStatus:
         return f"Waiting in the Space's queue: {where}{eta}…"
 
 
+@dataclass(frozen=True)
+class TextDelta:
+    """New reply text: ``delta`` is what this step adds, ``text`` the whole reply so far."""
+
+    delta: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ReplyCompleted:
+    """The Space finished the reply; ``text`` is all of it."""
+
+    text: str
+
+
+StreamEvent = TextDelta | QueueStatus | ReplyCompleted
+
+
 def decode_sse_line(line: str) -> dict[str, Any] | None:
-    """The JSON message of one server-sent-event ``data:`` line; None for any other line."""
+    """The JSON message of one server-sent-event ``data:`` line; None for any other line.
+
+    Raises SpaceProtocolError for a data line that is not a JSON object."""
     if not line.startswith("data:"):
         return None
-    return json.loads(line[5:])  # type: ignore[no-any-return]
+    try:
+        message = json.loads(line[5:])
+    except ValueError:
+        error = f"the Space sent an event that is not JSON: {line[:80]!r}"
+        raise SpaceProtocolError(error) from None
+    if not isinstance(message, dict):
+        raise SpaceProtocolError(f"the Space sent an event that is not an object: {line[:80]!r}")
+    return message
 
 
 def apply_diff(value: Any, diff: list[Any]) -> Any:
@@ -120,14 +166,50 @@ class ReplyState:
         self.rewrites = 0
         self.status: QueueStatus | None = None
         self.completed = False
+        self.ended = False  # the Space closed the event stream
         self._outputs: list[Any] | None = None
+
+    def feed_line(self, line: str) -> list[StreamEvent]:
+        """Take one line of the event stream; return the events it brings, in order."""
+        try:
+            message = decode_sse_line(line)
+        except SpaceProtocolError as error:
+            error.partial_text = self.text
+            raise
+        if message is None:
+            return []
+        if message.get("msg") == "close_stream":
+            self.ended = True
+            return []
+        status, completed = self.status, self.completed
+        delta = self.feed(message)
+        events: list[StreamEvent] = []
+        if self.status is not status and self.status is not None:
+            events.append(self.status)
+        if delta:
+            events.append(TextDelta(delta, self.text))
+        if self.completed and not completed:
+            events.append(ReplyCompleted(self.text))
+        return events
 
     def feed(self, message: dict[str, Any]) -> str:
         """Take one queue message; return the text it adds ("" if none).
 
         Raises the matching QwenGradioError (carrying ``text`` so far) when the message reports
-        a failure.
+        a failure, and SpaceProtocolError when it is not one the protocol allows.
         """
+        try:
+            return self._feed(message)
+        except QwenGradioError:
+            raise
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as error:
+            raise SpaceProtocolError(
+                f"the Space sent a {message.get('msg')!r} message the protocol does not allow:"
+                f" {type(error).__name__}: {error}",
+                partial_text=self.text,
+            ) from None
+
+    def _feed(self, message: dict[str, Any]) -> str:
         kind = message.get("msg")
         if kind == "process_generating":
             data = (message.get("output") or {}).get("data") or []

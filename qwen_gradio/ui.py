@@ -22,7 +22,7 @@ import gradio as gr
 from .client import QwenClient
 from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
-from .stream import QueueStatus
+from .stream import QueueStatus, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
 
@@ -71,16 +71,12 @@ def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
             raise gr.Error("Type a message first.", print_exception=False)
         stream = client.astream(to_messages(message, history, system_prompt))
         try:
-            while True:
-                try:
-                    event = await stream.next_event()
-                except StopAsyncIteration:
-                    break
+            async for event in stream.events():
                 if isinstance(event, QueueStatus):
                     if not stream.text:
                         yield note(event.describe(), pending=True)
-                else:
-                    yield stream.text
+                elif isinstance(event, TextDelta):
+                    yield event.text
         except QwenGradioError as exc:
             if request is not None and request.headers.get("x-gradio-user") == "api":
                 raise gr.Error(exc.message, print_exception=False) from None  # API: an error

@@ -16,10 +16,12 @@ import pytest
 from qwen_gradio import (
     QueueStatus,
     QwenClient,
+    ReplyCompleted,
     SpaceError,
     SpaceUnavailableError,
     StreamClosedError,
     StreamTimeoutError,
+    TextDelta,
     Timeouts,
 )
 
@@ -161,16 +163,21 @@ async def test_async_streaming_granularity_in_lockstep(replica: Replica) -> None
 
 
 def test_queue_status_is_reported(client: QwenClient) -> None:
-    events = []
     with client.stream("/echo hi") as stream:
-        while True:
-            try:
-                events.append(stream.next_event())
-            except StopIteration:
-                break
+        events = list(stream.events())
     statuses = [e for e in events if isinstance(e, QueueStatus)]
-    assert statuses and statuses[-1].started
-    assert [e for e in events if isinstance(e, str)] == ["hi"]
+    assert statuses and statuses[-1].started and stream.status == statuses[-1]
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("hi", "hi")]
+    assert events[-1] == ReplyCompleted("hi") and stream.completed
+
+
+async def test_async_events_are_typed(client: QwenClient) -> None:
+    async with client.astream("/echo a b") as stream:
+        events = [event async for event in stream.events()]
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert [(d.delta, d.text) for d in deltas] == [("a", "a"), (" ", "a "), ("b", "a b")]
+    assert events[-1] == ReplyCompleted("a b")
+    assert all(isinstance(e, QueueStatus) for e in events[: events.index(deltas[0])])
 
 
 # -- cancellation --------------------------------------------------------------------------

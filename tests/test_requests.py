@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from qwen_gradio import (
+    InvalidSpaceError,
     QueueFullError,
     QueueStatus,
     QwenClient,
@@ -138,6 +139,6 @@ def test_a_space_unlike_the_demo_is_refused() -> None:
     with (
         FrontEnd(route) as front,
         QwenClient(front.url) as client,
-        pytest.raises(SpaceUnavailableError, match="model_chat"),
+        pytest.raises(InvalidSpaceError, match="model_chat"),
     ):
         client.chat("hi")
