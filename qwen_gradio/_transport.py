@@ -23,6 +23,7 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
+from .stream import SSELineDecoder
 
 __all__ = ["cancel_job", "event_stream", "join_queue", "new_session_hash"]
 
@@ -116,9 +117,18 @@ async def event_stream(
         if not response.is_success:
             await response.aread()
             raise _status_error(response, f"{conn.url} refused the event stream")
-        yield response.aiter_lines()
+        yield _sse_lines(response)
     finally:
         await response.aclose()
+
+
+async def _sse_lines(response: httpx.Response) -> AsyncIterator[str]:
+    decoder = SSELineDecoder()
+    async for text in response.aiter_text():
+        for line in decoder.feed(text):
+            yield line
+    for line in decoder.flush():
+        yield line
 
 
 async def cancel_job(

@@ -46,6 +46,7 @@ class Conversation:
 
 def _check(messages: Any) -> list[tuple[str, str]]:
     if isinstance(messages, str):
+        _check_text(messages, "the prompt")
         return [("user", messages)]
     if not isinstance(messages, (list, tuple)):
         raise InvalidMessagesError(

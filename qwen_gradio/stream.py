@@ -39,6 +39,7 @@ __all__ = [
     "QueueStatus",
     "ReplyCompleted",
     "ReplyState",
+    "SSELineDecoder",
     "StreamEvent",
     "TextDelta",
     "apply_diff",
@@ -69,6 +70,36 @@ class QueueStatus:
         where = "you are next" if rank == 0 else f"{rank} ahead of you"
         eta = f", about {self.eta:.0f} s" if self.eta and self.eta >= 1 else ""
         return f"Waiting in the Space's queue: {where}{eta}…"
+
+
+class SSELineDecoder:
+    """Splits a server-sent-event stream into lines at CRLF, LF or CR only, as the SSE format
+    says. (``str.splitlines``, and so httpx's ``aiter_lines``, also splits at U+0085, U+2028,
+    form feeds and more, which a reply may hold: its JSON event would arrive cut in two.)"""
+
+    _BREAK = re.compile(r"\r\n|\r|\n")
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def feed(self, text: str) -> list[str]:
+        """The lines ``text`` completes. A CR at its very end is held back: the next text may
+        begin with the LF of a CRLF."""
+        data = self._pending + text
+        held = ""
+        if data.endswith("\r"):
+            data, held = data[:-1], "\r"
+        *lines, rest = self._BREAK.split(data)
+        self._pending = rest + held
+        return lines
+
+    def flush(self) -> list[str]:
+        """What is left when the stream ends (a last line without a line break)."""
+        lines = self._BREAK.split(self._pending) if self._pending else []
+        self._pending = ""
+        if lines and lines[-1] == "":
+            lines.pop()
+        return lines
 
 
 @dataclass(frozen=True)

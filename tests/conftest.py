@@ -60,12 +60,12 @@ class Replica:
         httpx.post(f"{self.url}/replica/release", timeout=10).raise_for_status()
 
 
-def start_replica(python: str, generation: str, delay: float = 0.005) -> Replica:
+def start_replica(python: str, generation: str, delay: float = 0.005, port: int = 0) -> Replica:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / f"replica-{generation}.log", "w")  # noqa: SIM115 - lives with the process
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen(
-        [python, "-m", "qwen_gradio.replica", "--port", "0", "--delay", str(delay)],
+        [python, "-m", "qwen_gradio.replica", "--port", str(port), "--delay", str(delay)],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,

@@ -119,3 +119,95 @@ class FrontEnd(http.server.ThreadingHTTPServer):
     def __exit__(self, *exc: object) -> None:
         self.shutdown()
         self.server_close()
+
+
+Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "stall" | "cut"
+
+
+class _FaultHandler(socketserver.BaseRequestHandler):
+    """One request per connection (``Connection: close``), so that each is seen and ruled on."""
+
+    server: FaultyFrontEnd
+
+    def handle(self) -> None:
+        client = self.request
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = client.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = request_line.split(" ", 2)
+        length = next(
+            (
+                int(h.split(":", 1)[1])
+                for h in header_lines
+                if h.lower().startswith("content-length:")
+            ),
+            0,
+        )
+        while len(body) < length:
+            chunk = client.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+        action = self.server.rule(method, path)
+        self.server.seen.append((method, path, action))
+        if action == "stall":  # take the request, never answer, until the test ends
+            self.server.stop.wait()
+            return
+        headers = [h for h in header_lines if not h.lower().startswith("connection:")]
+        outgoing = "\r\n".join([request_line, *headers, "Connection: close"]).encode("latin-1")
+        upstream = socket.create_connection(self.server.upstream)
+        budget = self.server.cut_after if action == "cut" else None
+        sent = 0
+        try:
+            upstream.sendall(outgoing + b"\r\n\r\n" + body)
+            while data := upstream.recv(65536):
+                if budget is not None and sent + len(data) >= budget:
+                    client.sendall(data[: budget - sent])
+                    break  # cut the connection mid-response
+                client.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            try:
+                client.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class FaultyFrontEnd(socketserver.ThreadingTCPServer):
+    """A front end on loopback before a real Space: each request is forwarded, taken and never
+    answered ("stall": a stuck load balancer), or forwarded and cut after ``cut_after`` bytes of
+    its response ("cut": a dropped connection), as ``rule(method, path)`` says."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream_url: str, rule: Rule, cut_after: int = 4096) -> None:
+        super().__init__(("127.0.0.1", 0), _FaultHandler)
+        parts = urlsplit(upstream_url)
+        self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.rule = rule
+        self.cut_after = cut_after
+        self.seen: list[tuple[str, str, str]] = []
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def __enter__(self) -> FaultyFrontEnd:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.shutdown()
+        self.server_close()

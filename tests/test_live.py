@@ -67,6 +67,12 @@ def test_one_delta_per_step_and_exact_text(replica: Replica, client: QwenClient)
     assert client.chat("/tokens " + json.dumps(TOKENS)) == "".join(TOKENS)
 
 
+def test_unicode_line_breaks_inside_a_reply(replica: Replica, client: QwenClient) -> None:
+    # Not line breaks of the event stream: a reader splitting at them would cut events in two.
+    tokens = ["a\u2028b", "\x85", "c\u2029", "\x0cd", "\x1ce"]
+    assert both(replica, client, "/tokens " + json.dumps(tokens)) == tokens
+
+
 def test_newline_only_steps(replica: Replica, client: QwenClient) -> None:
     deltas = both(replica, client, "/tokens " + json.dumps(["a", "\n", "\n\n", "b"]))
     assert "".join(deltas) == "a\n\n\nb"

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from qwen_gradio import QueueFullError, RateLimitedError, SpaceError, SpaceUnavailableError
-from qwen_gradio.stream import QueueStatus, ReplyState, apply_diff, decode_sse_line
+from qwen_gradio.stream import (
+    QueueStatus,
+    ReplyState,
+    SSELineDecoder,
+    apply_diff,
+    decode_sse_line,
+)
 
 
 def generating(data: list[Any]) -> dict[str, Any]:
@@ -118,3 +124,19 @@ def test_decode_sse_line() -> None:
     assert decode_sse_line('data: {"msg": "heartbeat"}') == {"msg": "heartbeat"}
     assert decode_sse_line("") is None
     assert decode_sse_line(": comment") is None
+
+
+def test_sse_lines_break_only_at_cr_lf_and_crlf() -> None:
+    decoder = SSELineDecoder()
+    chunks = ["data: a\u2028b\x85c\x0cd\r", "\ndata: e\r", "data: f\n\n", "data: g"]
+    lines = [line for chunk in chunks for line in decoder.feed(chunk)] + decoder.flush()
+    assert lines == ["data: a\u2028b\x85c\x0cd", "data: e", "data: f", "", "data: g"]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7])
+def test_sse_lines_do_not_depend_on_chunking(size: int) -> None:
+    stream = 'data: {"x": "\u2028"}\r\n\r\ndata: 2\rdata: 3\n\ndata: 4\r'
+    decoder = SSELineDecoder()
+    chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+    lines = [line for chunk in chunks for line in decoder.feed(chunk)] + decoder.flush()
+    assert lines == ['data: {"x": "\u2028"}', "", "data: 2", "data: 3", "", "data: 4"]
