@@ -9,7 +9,7 @@ import queue
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
@@ -160,7 +160,7 @@ class QwenClient:
         """
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        return AsyncStream(self, to_conversation(messages, system))
+        return AsyncStream(self._job(to_conversation(messages, system)))
 
     async def achat(self, messages: Prompt, *, system: str | None = None) -> str:
         """The whole reply to ``messages``."""
@@ -171,12 +171,23 @@ class QwenClient:
         """Stream the reply to ``messages`` as text deltas (``for``); see ``astream``."""
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        return Stream(AsyncStream(self, to_conversation(messages, system)), self._runner, self)
+        job = self._job(to_conversation(messages, system))
+        return Stream(AsyncStream(job), self._runner, self.connect)
 
     def chat(self, messages: Prompt, *, system: str | None = None) -> str:
         """The whole reply to ``messages``."""
         with self.stream(messages, system=system) as stream:
             return stream.until_done()
+
+    def _job(self, conversation: Conversation) -> _Job:
+        """A job for ``conversation``, with what it needs of this client."""
+        return _Job(
+            conversation,
+            self.timeouts,
+            connect=self.aconnect,
+            pool=self._pool,
+            cancel=self._cancel_in_background,
+        )
 
     def _cancel_in_background(
         self, conn: SpaceConnection, session_hash: str, event_id: str
@@ -270,8 +281,8 @@ class AsyncStream:
     Afterwards ``text`` holds the reply (so far, if it was cut short).
     """
 
-    def __init__(self, client: QwenClient, conversation: Conversation) -> None:
-        self._job = _Job(client, conversation)
+    def __init__(self, job: _Job) -> None:
+        self._job = job
         self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._closed = False
 
@@ -382,13 +393,25 @@ class AsyncEvents:
 
 
 class _Job:
-    """One job on the Space and its reply state. Its ``events()`` generator holds no reference
-    to the AsyncStream that owns it, so a stream that is dropped is freed (and its job
-    cancelled) at once, not at the next cyclic garbage collection."""
+    """One job on the Space and its reply state, given what it needs of its client (connect, the
+    loop's pool, a background cancel). Its ``events()`` generator holds no reference to the
+    AsyncStream that owns it, so a stream that is dropped is freed (and its job cancelled) at
+    once, not at the next cyclic garbage collection."""
 
-    def __init__(self, client: QwenClient, conversation: Conversation) -> None:
-        self.client = client
+    def __init__(
+        self,
+        conversation: Conversation,
+        timeouts: Timeouts,
+        *,
+        connect: Callable[[], Awaitable[SpaceConnection]],
+        pool: Callable[[SpaceConnection], Awaitable[httpx.AsyncClient]],
+        cancel: Callable[[SpaceConnection, str, str], object],
+    ) -> None:
         self.conversation = conversation
+        self.timeouts = timeouts
+        self.connect = connect
+        self.pool = pool
+        self.cancel = cancel
         self.session_hash = new_session_hash()
         self.event_id: str | None = None
         self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
@@ -401,11 +424,11 @@ class _Job:
             return
         self.cancel_started = True
         conn, join = self.submitted
-        client, session_hash = self.client, self.session_hash
+        send, session_hash = self.cancel, self.session_hash
 
         def cancel(join: asyncio.Future[str]) -> None:
             if not join.cancelled() and join.exception() is None:
-                client._cancel_in_background(conn, session_hash, join.result())
+                send(conn, session_hash, join.result())
 
         if join.done():
             cancel(join)
@@ -414,7 +437,7 @@ class _Job:
 
     def deadline(self, started: float, last_text: float | None) -> tuple[float | None, str]:
         """The next limit that applies while waiting for the reply's text, and its kind."""
-        t = self.client.timeouts
+        t = self.timeouts
         limits: list[tuple[float, str]] = []
         if t.total is not None:
             limits.append((started + t.total, "total"))
@@ -426,7 +449,7 @@ class _Job:
 
     def connect_deadline(self, started: float) -> tuple[float | None, str]:
         """The limit on reaching the Space and having it accept the job."""
-        t = self.client.timeouts
+        t = self.timeouts
         limits = [(started + t.connect, "connect")] if t.connect is not None else []
         if t.total is not None:
             limits.append((started + t.total, "total"))
@@ -443,7 +466,7 @@ class _Job:
         except TimeoutError:
             if when is None or asyncio.get_running_loop().time() < when:
                 raise  # not ours
-            limit = getattr(self.client.timeouts, kind)
+            limit = getattr(self.timeouts, kind)
             raise StreamTimeoutError(
                 f"no {waiting_for} within the {kind} timeout ({limit} s)",
                 kind=kind,
@@ -455,8 +478,8 @@ class _Job:
         loop = asyncio.get_running_loop()
         started = loop.time()
         accepted = "job accepted by the Space"
-        conn = await self.within(self.client.aconnect(), self.connect_deadline(started), accepted)
-        http = await self.client._pool(conn)
+        conn = await self.within(self.connect(), self.connect_deadline(started), accepted)
+        http = await self.pool(conn)
         state = self.state = ReplyState(conn.endpoint.chatbot_output)
         join = asyncio.ensure_future(
             join_queue(
@@ -464,7 +487,7 @@ class _Job:
                 conn,
                 conn.endpoint.inputs(self.conversation),
                 self.session_hash,
-                httpx.Timeout(self.client.timeouts.connect),
+                httpx.Timeout(self.timeouts.connect),
             )
         )
         self.submitted = (conn, join)
@@ -473,7 +496,7 @@ class _Job:
             self.event_id = await self.within(asyncio.shield(join), deadline, accepted)
             # The event stream's headers count against the first token: a front end that takes
             # the request and never answers cannot hang the reply.
-            read_forever = httpx.Timeout(self.client.timeouts.connect, read=None)
+            read_forever = httpx.Timeout(self.timeouts.connect, read=None)
             opening = event_stream(http, conn, self.session_hash, read_forever)
             async with contextlib.AsyncExitStack() as stack:
                 deadline = self.deadline(started, None)
@@ -553,10 +576,12 @@ class Stream:
     stream has handed out.
     """
 
-    def __init__(self, inner: AsyncStream, runner: LoopThread, client: QwenClient) -> None:
+    def __init__(
+        self, inner: AsyncStream, runner: LoopThread, connect: Callable[[], object]
+    ) -> None:
         self._inner = inner
         self._runner = runner
-        self._client = client
+        self._connect = connect
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pump: _Pump | None = None
         self._finished = False
@@ -624,7 +649,7 @@ class Stream:
         if self._finished:
             raise StopIteration
         if self._pump is None:
-            self._client.connect()  # in this thread, so that errors surface here
+            self._connect()  # in this thread, so that errors surface here
             self._pump = _Pump(self._inner, self._queue)
             self._runner.submit(self._pump.run())
         try:
