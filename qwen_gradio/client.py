@@ -172,7 +172,7 @@ class QwenClient:
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
         job = self._job(to_conversation(messages, system))
-        return Stream(AsyncStream(job), self._runner, self.connect)
+        return Stream(AsyncStream(job), self._runner)
 
     def chat(self, messages: Prompt, *, system: str | None = None) -> str:
         """The whole reply to ``messages``."""
@@ -576,12 +576,9 @@ class Stream:
     stream has handed out.
     """
 
-    def __init__(
-        self, inner: AsyncStream, runner: LoopThread, connect: Callable[[], object]
-    ) -> None:
+    def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
         self._inner = inner
         self._runner = runner
-        self._connect = connect
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pump: _Pump | None = None
         self._finished = False
@@ -648,8 +645,7 @@ class Stream:
             raise StreamClosedError("the stream is closed")
         if self._finished:
             raise StopIteration
-        if self._pump is None:
-            self._connect()  # in this thread, so that errors surface here
+        if self._pump is None:  # connecting too runs there, within the reply's limits
             self._pump = _Pump(self._inner, self._queue)
             self._runner.submit(self._pump.run())
         try:

@@ -56,6 +56,7 @@ def stall_when(fragment: str) -> Any:
         ("queue/data", Timeouts(first_token=None, idle=None, total=1.5), "total"),
         ("queue/join", Timeouts(connect=1), "connect"),  # the job is never accepted
         ("/config", Timeouts(connect=1), "connect"),
+        ("/config", Timeouts(connect=5, total=1), "total"),  # total bounds connecting too
     ],
 )
 def test_a_front_end_that_never_answers_ends_in_a_timeout(
