@@ -53,6 +53,7 @@ G4F_ERRORS: dict[type[errors.QwenGradioError], type[Exception]] = {
     errors.StreamTimeoutError: g4f_errors.TimeoutError,
     errors.SpaceUnavailableError: g4f_errors.ResponseStatusError,
     errors.SpaceError: g4f_errors.ResponseError,
+    errors.SpaceProtocolError: g4f_errors.ResponseError,
 }
 _COMBINED: dict[type[errors.QwenGradioError], type[errors.QwenGradioError]] = {}
 
