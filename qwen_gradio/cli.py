@@ -1,4 +1,4 @@
-"""The ``qwen-gradio`` command line (click): chat, ui, replica."""
+"""The ``qwen-gradio`` command line (click): chat, serve, ui, replica."""
 
 from __future__ import annotations
 
@@ -289,6 +289,82 @@ def make_client(
         return QwenClient(space, hf_token=hf_token, proxy=proxy, timeout=timeout)
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--space", default=None, help=SPACE_HELP + ".")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
+@click.option(
+    "--api-key",
+    envvar="QWEN_GRADIO_API_KEY",
+    default=None,
+    help="Require 'Authorization: Bearer KEY' on every route [env: QWEN_GRADIO_API_KEY].",
+)
+@hf_token_option
+@proxy_option
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds a whole reply may take [default: 900]."
+)
+@click.option(
+    "--keepalive",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds a streamed request may wait in the Space's queue before its headers go out,"
+    " and between the comment lines that keep it alive.",
+)
+def serve(
+    space: str | None,
+    host: str,
+    port: int,
+    api_key: str | None,
+    hf_token: str | None,
+    proxy: str | None,
+    timeout: float | None,
+    keepalive: float,
+) -> None:
+    """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
+    try:
+        import uvicorn
+
+        from .serve import create_app
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the API server needs starlette and uvicorn: pip install 'qwen-gradio[serve]' ({exc})"
+        ) from None
+    try:
+        app = create_app(
+            space,
+            api_key=api_key,
+            hf_token=hf_token,
+            proxy=proxy,
+            timeout=timeout,
+            keepalive=keepalive,
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    check_port_free(host, port)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """A one-line error for a busy port, rather than the server's traceback."""
+    import socket
+
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise click.ClickException(
+                f"cannot serve on {host}:{port}: {error.strerror}; pick another --port"
+            ) from None
 
 
 # -- ui and replica --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import socket
 import socketserver
+import subprocess
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -211,3 +212,62 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
         self.stop.set()
         self.shutdown()
         self.server_close()
+
+
+class ServerProcess:
+    """A server in a subprocess, ready once a line of its output holds ``ready``; its output is
+    drained on a thread (so the pipe never fills) and kept in ``log``."""
+
+    def __init__(
+        self, command: list[str], env: dict[str, str], cwd: str, ready: str = "Uvicorn running on"
+    ) -> None:
+        self.command, self.env, self.cwd, self.ready_marker = command, env, cwd, ready
+        self.log: list[str] = []
+        self._ready = threading.Event()
+
+    def _drain(self, lines: Any) -> None:
+        for line in lines:
+            self.log.append(line)
+            if self.ready_marker in line:
+                self._ready.set()
+        self._ready.set()  # the process ended
+
+    def __enter__(self) -> ServerProcess:
+        self.process = subprocess.Popen(
+            self.command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=self.env,
+            cwd=self.cwd,
+        )
+        self._reader = threading.Thread(
+            target=self._drain, args=(self.process.stdout,), daemon=True
+        )
+        self._reader.start()
+        self._ready.wait(timeout=60)
+        if self.process.poll() is not None or not self.started:
+            self.__exit__()
+            raise RuntimeError("the server did not start:\n" + "".join(self.log))
+        return self
+
+    @property
+    def started(self) -> bool:
+        return any(self.ready_marker in line for line in self.log)
+
+    @property
+    def startup(self) -> str:
+        """What the server printed up to and including its ready line."""
+        text = "".join(self.log)
+        return text[: text.index(self.ready_marker)]
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._reader.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 
 from .conftest import ROOT, Replica
+from .helpers import ServerProcess, free_port
 
 VERSIONS = {"g4f-0.5.7": "0.5.7.0", "g4f-8.8": "8.8"}
 TOKENS = [f"t{k} " for k in range(20)]
@@ -195,12 +194,6 @@ def test_provider_options_reach_the_space(g4f: str, replica6: Replica) -> None:
 # -- gpt4free's API server -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def offline_g4f_cache(folder: Path) -> Path:
     """g4f 8.x's API server downloads g4f.dev's provider list when it is imported (cached for
     the day under G4F_CACHE_DIR): give it a cached list, naming no real host, so it starts
@@ -223,38 +216,10 @@ def api_server(g4f: str, replica: Replica, tmp_path: Path) -> Iterator[str]:
         "HOME": str(tmp_path),  # g4f keeps cookies and settings under the home folder
         "PYTHONPATH": str(ROOT),
     }
-    process = subprocess.Popen(
-        [g4f, "-m", "qwen_gradio.gpt4free", "--port", str(port), "--space", replica.url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert process.stdout is not None
-    log: list[str] = []
-    ready = threading.Event()
-
-    def drain(lines: IO[str]) -> None:  # keeps the pipe from filling up while the server runs
-        for line in lines:
-            log.append(line)
-            if "Uvicorn running on" in line:
-                ready.set()
-        ready.set()  # the process ended
-
-    reader = threading.Thread(target=drain, args=(process.stdout,), daemon=True)
-    reader.start()
-    try:
-        ready.wait(timeout=60)
-        if process.poll() is not None or not any("Uvicorn running on" in x for x in log):
-            pytest.fail("the API server did not start:\n" + "".join(log))
-        startup = "".join(log)
-        assert "Warning" not in startup and "Traceback" not in startup, startup
+    command = [g4f, "-m", "qwen_gradio.gpt4free", "--port", str(port), "--space", replica.url]
+    with ServerProcess(command, env, str(tmp_path)) as server:
+        assert "Warning" not in server.startup and "Traceback" not in server.startup
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        reader.join(timeout=10)
 
 
 def post(url: str, body: dict[str, Any]) -> httpx.Response:

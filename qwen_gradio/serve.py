@@ -1,0 +1,341 @@
+"""An OpenAI-compatible HTTP API over the Space: ``qwen-gradio serve``, or any ASGI server with
+``qwen_gradio.serve:app`` (``pip install 'qwen-gradio[serve]'``).
+
+- ``GET /v1/models``: the provider's model and its aliases; ``GET /health``: liveness.
+- ``POST /v1/chat/completions``: OpenAI's request, and exactly the shapes OpenAI clients parse:
+  a ``chat.completion`` object, or with ``"stream": true`` an event stream of
+  ``chat.completion.chunk`` objects (a first chunk with the role, one chunk per Space delta, a
+  last one with ``finish_reason: "stop"``, then ``data: [DONE]``), one ``id`` per reply.
+
+The conversation reaches the Space as real history and system prompt (qwen_gradio's message
+rules). Bad input is refused with OpenAI's error JSON (400, 404) before any job is sent. Space
+errors before the first token are HTTP errors (429 with ``Retry-After``, 503, 504, 502); after
+it, an error event in the shape OpenAI's SDKs raise on. While a streamed request waits in the
+Space's queue, comment lines keep the connection alive; a client that goes away cancels the job.
+The server keeps no per-conversation state: run as many processes as you like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .client import AsyncStream, QwenClient, Timeouts
+from .errors import (
+    InvalidMessagesError,
+    ModelNotSupportedError,
+    QueueFullError,
+    QwenGradioError,
+    RateLimitedError,
+    SpaceUnavailableError,
+    StreamTimeoutError,
+)
+from .provider import Qwen_Qwen_2_5_Max
+from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+
+__all__ = ["API_KEY_ENV", "UNSUPPORTED", "create_app"]
+
+API_KEY_ENV = "QWEN_GRADIO_API_KEY"
+#: Request fields that change what a reply is and that the Space cannot honour: refused (400).
+UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
+KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+class ApiError(Exception):
+    """An OpenAI-style error response."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind = status, message, kind
+        self.code, self.param, self.headers = code, param, headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
+        return {"error": error}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def _retry_after(message: str, default: int) -> str:
+    """Seconds to wait, from what the Space said ("… 0:01:23", "… 42 seconds"), else default."""
+    clock = re.search(r"\b(\d+):(\d\d):(\d\d)\b", message)
+    if clock:
+        hours, minutes, seconds = (int(part) for part in clock.groups())
+        return str(max(1, hours * 3600 + minutes * 60 + seconds))
+    plain = re.search(r"\b(\d+)\s*(?:s|sec|secs|seconds?)\b", message)
+    return plain.group(1) if plain else str(default)
+
+
+def api_error(error: QwenGradioError) -> ApiError:
+    """The HTTP error for a qwen_gradio error met before the reply's first token."""
+    message = error.message
+    if isinstance(error, InvalidMessagesError):
+        return ApiError(400, message, param="messages")
+    if isinstance(error, ModelNotSupportedError):
+        return ApiError(404, message, code="model_not_found", param="model")
+    if isinstance(error, RateLimitedError):
+        retry = {"Retry-After": _retry_after(message, 60)}
+        return ApiError(429, message, "rate_limit_error", code="rate_limited", headers=retry)
+    if isinstance(error, QueueFullError):
+        retry = {"Retry-After": _retry_after(message, 10)}
+        return ApiError(503, message, "server_error", code="queue_full", headers=retry)
+    if isinstance(error, SpaceUnavailableError):
+        return ApiError(503, message, "server_error", code="space_unavailable")
+    if isinstance(error, StreamTimeoutError):
+        return ApiError(504, message, "server_error", code=f"timeout_{error.kind}")
+    return ApiError(502, message, "server_error", code=type(error).__name__)
+
+
+def _chunk(
+    reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None
+) -> str:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    body = {
+        "id": reply_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+class ChatRequest:
+    """A validated ``/v1/chat/completions`` body."""
+
+    def __init__(self, body: Any) -> None:
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise ApiError(400, "'model' is required: a string", param="model")
+        try:
+            Qwen_Qwen_2_5_Max.get_model(model)
+        except ModelNotSupportedError as error:
+            raise api_error(error) from None
+        if body.get("n") not in (None, 1):
+            raise ApiError(400, "'n' must be 1: the Space gives one reply per job", param="n")
+        for field in UNSUPPORTED:
+            if body.get(field):
+                raise ApiError(400, f"'{field}' is not supported by this Space", param=field)
+        stream = body.get("stream", False)
+        if not isinstance(stream, bool):
+            raise ApiError(400, "'stream' must be true or false", param="stream")
+        self.model, self.stream = model, stream
+        self.messages: Any = body.get("messages")  # checked by the client's message rules
+
+
+def create_app(
+    space: str | None = None,
+    *,
+    api_key: str | None = None,
+    hf_token: str | None = None,
+    proxy: str | None = None,
+    timeout: Timeouts | float | None = None,
+    keepalive: float = KEEPALIVE,
+) -> Starlette:
+    """The ASGI app. ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
+    ``Authorization: Bearer <key>``; ``keepalive`` is how long a streamed request may wait in the
+    Space's queue before its headers go out (later errors are then error events), and the gap
+    between the comment lines that keep it alive."""
+    client = QwenClient(space, hf_token=hf_token, proxy=proxy, timeout=timeout)
+    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+    expected = f"Bearer {key}".encode() if key else None
+
+    def guarded(endpoint: Endpoint) -> Endpoint:
+        async def check(request: Request) -> Response:
+            if expected is not None:
+                given = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, expected):
+                    return ApiError(
+                        401, "a valid API key is required", code="invalid_api_key"
+                    ).response()
+            try:
+                return await endpoint(request)
+            except ApiError as error:
+                return error.response()
+
+        return check
+
+    async def models(request: Request) -> Response:
+        names = [*Qwen_Qwen_2_5_Max.models, *Qwen_Qwen_2_5_Max.model_aliases]
+        data = [
+            {"id": n, "object": "model", "created": 0, "owned_by": "qwen_gradio"} for n in names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "space": client.space_url})
+
+    async def chat_completions(request: Request) -> Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "the request body is not valid JSON") from None
+        chat = ChatRequest(body)
+        try:
+            stream = client.astream(chat.messages)
+        except InvalidMessagesError as error:
+            raise api_error(error) from None
+        reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if not chat.stream:
+            return await _whole(request, stream, reply_id, created, chat.model)
+        return await _streamed(stream, reply_id, created, chat.model, keepalive)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    routes = [
+        Route("/v1/models", guarded(models), methods=["GET"]),
+        Route("/health", guarded(health), methods=["GET"]),
+        Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _disconnected(request: Request) -> None:
+    """Return once the client has gone away."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _whole(
+    request: Request, stream: AsyncStream, reply_id: str, created: int, model: str
+) -> Response:
+    reply = asyncio.ensure_future(stream.until_done())
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({reply, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():  # the client went away: cancel the job on the Space
+            reply.cancel()
+            return Response(status_code=499)
+        try:
+            text = reply.result()
+        except QwenGradioError as error:
+            return api_error(error).response()
+    finally:
+        gone.cancel()
+        await stream.aclose()
+    message = {"role": "assistant", "content": text}
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    body = {
+        "id": reply_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
+    return JSONResponse(body)
+
+
+_END = object()
+
+
+async def _pump(stream: AsyncStream, queue: asyncio.Queue[object]) -> None:
+    try:
+        async for event in stream.events():
+            queue.put_nowait(event)
+        queue.put_nowait(_END)
+    except QwenGradioError as error:
+        queue.put_nowait(error)
+
+
+async def _streamed(
+    stream: AsyncStream, reply_id: str, created: int, model: str, keepalive: float
+) -> Response:
+    """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
+    headers go out, so that an error before the first token is an HTTP error."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    pump = asyncio.create_task(_pump(stream, queue))
+    early: list[object] = []
+    try:
+        while True:
+            item = await asyncio.wait_for(queue.get(), keepalive)
+            early.append(item)
+            if not isinstance(item, QueueStatus):
+                break
+    except TimeoutError:
+        pass  # still queued: start the stream, keep it alive
+    if early and isinstance(early[-1], QwenGradioError):
+        await _stop(pump, stream)
+        return api_error(early[-1]).response()
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
+            pending = list(early)
+            while True:
+                if pending:
+                    item = pending.pop(0)
+                else:
+                    try:
+                        item = await asyncio.wait_for(queue.get(), keepalive)
+                    except TimeoutError:
+                        yield ": keep-alive\n\n"
+                        continue
+                if item is _END:
+                    yield "data: [DONE]\n\n"
+                    return
+                if isinstance(item, QwenGradioError):  # mid-stream: an event OpenAI SDKs raise on
+                    body = api_error(item).body()
+                    body["error"]["partial_text"] = item.partial_text
+                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+                    return
+                yield _event_line(item, reply_id, created, model)  # type: ignore[arg-type]
+        finally:
+            await _stop(pump, stream)  # done, failed, or the client went away
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+
+def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> str:
+    if isinstance(event, QueueStatus):
+        return f": {event.describe()}\n\n"
+    if isinstance(event, TextDelta):
+        return _chunk(reply_id, created, model, {"content": event.delta}, None)
+    assert isinstance(event, ReplyCompleted)
+    return _chunk(reply_id, created, model, {}, "stop")
+
+
+async def _stop(pump: asyncio.Task[None], stream: AsyncStream) -> None:
+    pump.cancel()
+    await asyncio.gather(pump, return_exceptions=True)
+    await stream.aclose()
+
+
+def __getattr__(name: str) -> Any:
+    """``qwen_gradio.serve:app`` for ASGI servers, configured from the environment
+    (``QWEN_GRADIO_SPACE``, ``QWEN_GRADIO_API_KEY``, ``HF_TOKEN``)."""
+    if name == "app":
+        app = create_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,274 @@
+"""``qwen-gradio serve``: a real server process in front of the replica (gradio 5 and 6), driven
+by the official ``openai`` package (sync and async, streamed and whole) and by plain HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from qwen_gradio.replica import ReplicaServer
+
+from .conftest import ROOT, Replica
+from .helpers import FrontEnd, ServerProcess, free_port
+
+HISTORY = [
+    {"role": "system", "content": "Sys"},
+    {"role": "user", "content": "u1"},
+    {"role": "assistant", "content": "a1"},
+    {"role": "user", "content": "/history"},
+]
+TOKENS = [f"t{k} " for k in range(20)]
+KEY = "sk-test-key"
+
+
+def serve(space: str, tmp_path: Path, *extra: str) -> ServerProcess:
+    port = free_port()
+    command = [sys.executable, "-m", "qwen_gradio", "serve", "--space", space, "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("QWEN_GRADIO_API_KEY", None)
+    server = ServerProcess([*command, *extra], env, str(tmp_path))
+    server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    return server
+
+
+@pytest.fixture
+def server(replica: Replica, tmp_path: Path) -> Iterator[str]:
+    with serve(replica.url, tmp_path, "--keepalive", "1") as running:
+        assert "Traceback" not in running.startup
+        yield running.url  # type: ignore[attr-defined]
+
+
+def client(url: str, **kwargs: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, **kwargs)
+
+
+def joins(replica: Replica) -> int:
+    return sum(1 for r in replica.requests() if r["path"].endswith("queue/join"))
+
+
+def test_whole_reply_with_history_system_and_ignored_parameters(
+    server: str, replica: Replica
+) -> None:
+    run = replica.next_run()
+    reply = client(server).chat.completions.create(
+        model="qwen-2.5-max", messages=HISTORY, temperature=0.2, max_tokens=50, top_p=0.9
+    )
+    assert reply.object == "chat.completion" and reply.id.startswith("chatcmpl-")
+    assert reply.choices[0].message.content == '[["u1", "a1"]]'
+    assert reply.choices[0].finish_reason == "stop" and reply.usage is None
+    assert replica.wait(run)["system"] == "Sys"
+
+
+def test_streamed_reply_one_chunk_per_delta(server: str) -> None:
+    chunks = list(
+        client(server).chat.completions.create(
+            model="qwen-2.5-max", messages=[{"role": "user", "content": "/long 20"}], stream=True
+        )
+    )
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].delta.content for c in chunks[1:-1]] == TOKENS
+    assert chunks[-1].choices[0].finish_reason == "stop" and not chunks[-1].choices[0].delta.content
+    assert len({c.id for c in chunks}) == 1 and {c.object for c in chunks} == {
+        "chat.completion.chunk"
+    }
+
+
+def test_async_client_and_content_parts(server: str) -> None:
+    async def main() -> tuple[str | None, list[str]]:
+        async_client = openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="x", max_retries=0)
+        parts = [{"type": "text", "text": "/echo "}, {"type": "text", "text": "parts work"}]
+        whole = await async_client.chat.completions.create(
+            model="qwen-qwen2-5-max", messages=[{"role": "user", "content": parts}]
+        )
+        stream = await async_client.chat.completions.create(
+            model="qwen-2-5-max", messages=[{"role": "user", "content": "/long 20"}], stream=True
+        )
+        deltas = [c.choices[0].delta.content async for c in stream if c.choices[0].delta.content]
+        await async_client.close()
+        return whole.choices[0].message.content, deltas
+
+    whole, deltas = asyncio.run(main())
+    assert whole == "parts work" and deltas == TOKENS
+
+
+def test_models_and_health(server: str) -> None:
+    models = [m.id for m in client(server).models.list()]
+    assert models == ["qwen-qwen2-5-max", "qwen-2.5-max", "qwen-2-5-max"]
+    health = httpx.get(f"{server}/health", timeout=10)
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        ("{not json", 400, "not valid JSON"),
+        ({"messages": [{"role": "user", "content": "x"}]}, 400, "'model' is required"),
+        ({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}, 404, "gpt-9"),
+        ({"model": "qwen-2.5-max", "messages": []}, 400, "empty"),
+        ({"model": "qwen-2.5-max", "messages": [{"role": "robot", "content": "x"}]}, 400, "robot"),
+        ({"model": "qwen-2.5-max", "messages": "hi", "n": 2}, 400, "'n' must be 1"),
+        ({"model": "qwen-2.5-max", "messages": "hi", "tools": [{"x": 1}]}, 400, "'tools'"),
+        (
+            {
+                "model": "qwen-2.5-max",
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
+            },
+            400,
+            "text only",
+        ),
+        ({"model": "qwen-2.5-max", "messages": "hi", "stream": "yes"}, 400, "'stream'"),
+    ],
+)
+def test_bad_input_is_an_openai_error_and_sends_no_job(
+    server: str, replica: Replica, body: Any, status: int, fragment: str
+) -> None:
+    before = joins(replica)
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = httpx.post(
+        f"{server}/v1/chat/completions",
+        content=content,
+        headers={"content-type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert fragment in error["message"] and error["type"] == "invalid_request_error"
+    assert joins(replica) == before
+
+
+def test_space_errors_before_the_first_token_are_http_errors(server: str) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        client(server).chat.completions.create(
+            model="qwen-2.5-max", messages=[{"role": "user", "content": "/error kaput"}]
+        )
+    assert info.value.status_code == 502 and "kaput" in info.value.message
+    with pytest.raises(openai.APIStatusError) as info:  # streamed: still an HTTP error
+        list(
+            client(server).chat.completions.create(
+                model="qwen-2.5-max",
+                messages=[{"role": "user", "content": "/error kaput"}],
+                stream=True,
+            )
+        )
+    assert info.value.status_code == 502
+
+
+def test_a_mid_stream_error_is_an_error_event_after_the_text(server: str) -> None:
+    received: list[str] = []
+    with pytest.raises(openai.APIError) as info:
+        for chunk in client(server).chat.completions.create(
+            model="qwen-2.5-max",
+            messages=[{"role": "user", "content": "/fail 2 kaput"}],
+            stream=True,
+        ):
+            if chunk.choices[0].delta.content:
+                received.append(chunk.choices[0].delta.content)
+    assert received == ["w1 ", "w2 "] and "kaput" in info.value.message
+    assert info.value.body["partial_text"] == "w1 w2 "  # type: ignore[index]
+
+
+def test_a_client_that_goes_away_cancels_the_job(server: str, replica: Replica) -> None:
+    run = replica.next_run()
+    body = {"model": "qwen-2.5-max", "messages": "/long 5000", "stream": True}
+    with httpx.stream("POST", f"{server}/v1/chat/completions", json=body, timeout=30) as response:
+        for line in response.iter_lines():
+            if '"t0 "' in line:
+                break
+    outcome = replica.wait(run)
+    assert outcome["outcome"] == "stopped" and outcome["tokens_sent"] < 5000
+
+
+def test_twenty_concurrent_streams(server: str) -> None:
+    async def main() -> list[str]:
+        async_client = openai.AsyncOpenAI(base_url=f"{server}/v1", api_key="x", max_retries=0)
+
+        async def one(i: int) -> str:
+            tokens = json.dumps([f"r{i}w{k} " for k in range(30)])
+            stream = await async_client.chat.completions.create(
+                model="qwen-2.5-max",
+                messages=[{"role": "user", "content": f"/tokens {tokens}"}],
+                stream=True,
+            )
+            return "".join([c.choices[0].delta.content or "" async for c in stream])
+
+        replies = await asyncio.gather(*(one(i) for i in range(20)))
+        await async_client.close()
+        return replies
+
+    replies = asyncio.run(main())
+    assert replies == ["".join(f"r{i}w{k} " for k in range(30)) for i in range(20)]
+
+
+def test_the_api_key_is_required_on_every_route(replica6: Replica, tmp_path: Path) -> None:
+    with serve(replica6.url, tmp_path, "--api-key", KEY) as running:
+        url = running.url  # type: ignore[attr-defined]
+        for path in ("/v1/models", "/health"):
+            assert httpx.get(f"{url}{path}", timeout=10).status_code == 401
+            wrong = {"authorization": "Bearer sk-wrong"}
+            assert httpx.get(f"{url}{path}", headers=wrong, timeout=10).status_code == 401
+        with pytest.raises(openai.AuthenticationError):
+            client(url).models.list()
+        keyed = openai.OpenAI(base_url=f"{url}/v1", api_key=KEY, max_retries=0)
+        reply = keyed.chat.completions.create(model="qwen-2.5-max", messages="/echo ok")  # type: ignore[arg-type]
+        assert reply.choices[0].message.content == "ok"
+
+
+def test_rate_limits_and_timeouts_have_their_statuses(replica6: Replica, tmp_path: Path) -> None:
+    quota = json.dumps({"error": "You have exceeded your GPU quota. Retry in 0:01:23."})
+    with (
+        FrontEnd(lambda method, path: (429, "application/json", quota)) as front,
+        serve(front.url, tmp_path) as running,
+    ):
+        response = httpx.post(
+            f"{running.url}/v1/chat/completions",  # type: ignore[attr-defined]
+            json={"model": "qwen-2.5-max", "messages": "hi"},
+            timeout=30,
+        )
+        assert response.status_code == 429 and response.headers["retry-after"] == "60"
+    with serve(replica6.url, tmp_path, "--timeout", "0.5") as running:
+        url = running.url  # type: ignore[attr-defined]
+        quota_error = "/error You have exceeded your GPU quota. Retry in 0:01:23."
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "qwen-2.5-max", "messages": quota_error},
+            timeout=30,
+        )
+        assert response.status_code == 429 and response.headers["retry-after"] == "83"
+        with pytest.raises(openai.APIStatusError) as info:
+            client(running.url).chat.completions.create(  # type: ignore[attr-defined]
+                model="qwen-2.5-max", messages=[{"role": "user", "content": "/slow 3 late"}]
+            )
+        assert info.value.status_code == 504
+
+
+def test_a_long_queue_wait_is_kept_alive(tmp_path: Path) -> None:
+    holding = {"model": "qwen-2.5-max", "messages": "/slow 2 held", "stream": True}
+    waiting = {"model": "qwen-2.5-max", "messages": "/echo waited", "stream": True}
+    with (
+        ReplicaServer(concurrency_limit=1, max_queue=5) as space,
+        serve(space.url, tmp_path, "--keepalive", "0.3") as running,
+        httpx.Client(base_url=running.url, timeout=30) as http,  # type: ignore[attr-defined]
+        http.stream("POST", "/v1/chat/completions", json=holding) as first,
+        http.stream("POST", "/v1/chat/completions", json=waiting) as second,  # queued behind it
+    ):
+        assert second.status_code == 200  # the headers went out while it waited
+        seen = list(itertools.takewhile(lambda line: line != "data: [DONE]", second.iter_lines()))
+        assert "held" in first.read().decode()
+    comments = [line for line in seen if line.startswith(":")]
+    assert any("queue" in line for line in comments) and ": keep-alive" in comments
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for line in seen
+        if line.startswith("data: {")
+    )
+    assert text == "waited"
