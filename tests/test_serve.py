@@ -7,6 +7,8 @@ import asyncio
 import itertools
 import json
 import os
+import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -272,3 +274,43 @@ def test_a_long_queue_wait_is_kept_alive(tmp_path: Path) -> None:
         if line.startswith("data: {")
     )
     assert text == "waited"
+
+
+def test_the_app_runs_under_any_asgi_server(replica6: Replica, tmp_path: Path) -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "qwen_gradio.serve:app",
+        "--port",
+        str(port),
+        "--workers",
+        "2",  # no per-conversation state: several processes answer alike
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QWEN_GRADIO_SPACE": replica6.url,
+        "QWEN_GRADIO_API_KEY": KEY,
+    }
+    with ServerProcess(command, env, str(tmp_path), ready="Application startup complete"):
+        keyed = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
+        for i in range(4):
+            reply = keyed.chat.completions.create(
+                model="qwen-2.5-max", messages=[{"role": "user", "content": f"/echo n{i}"}]
+            )
+            assert reply.choices[0].message.content == f"n{i}"
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 401
+
+
+def test_the_readme_openai_example(server: str, tmp_path: Path) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    example = next(block for block in blocks if "OpenAI(base_url=" in block)
+    script = tmp_path / "example.py"
+    script.write_text(example.replace("http://127.0.0.1:8000", server))  # this test's server
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "This is the offline replica of Qwen2.5-Max. You said: Hello\n"
