@@ -314,3 +314,12 @@ def test_the_readme_openai_example(server: str, tmp_path: Path) -> None:
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "This is the offline replica of Qwen2.5-Max. You said: Hello\n"
+
+
+def test_a_client_that_drops_a_whole_request_cancels_the_job(server: str, replica: Replica) -> None:
+    run = replica.next_run()
+    body = {"model": "qwen-2.5-max", "messages": "/long 5000"}
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+        httpx.post(f"{server}/v1/chat/completions", json=body, timeout=2)
+    outcome = replica.wait(run)
+    assert outcome["outcome"] == "stopped" and outcome["tokens_sent"] < 5000
