@@ -6,6 +6,7 @@ reply) and runs the same workload through every client, each in a fresh process 
 - ``raw``: a minimal direct client of the queue protocol (bench/raw.py) — the floor;
 - ``gradio_client``: bare ``Client.submit`` and Job iteration;
 - ``qwen_gradio``: ``QwenClient.stream`` and ``astream``;
+- ``qwen-gradio serve``: the OpenAI-compatible server in a process of its own, read over SSE;
 - ``seed``: gpt4free 0.5.7.0's ``Qwen_Qwen_2_5_Max`` (the seed's original), when
   ``.venv-seed`` exists (``bash bench/seed-venv.sh``); skipped otherwise.
 
@@ -40,6 +41,7 @@ METHODS = [
     "gradio_client (async)",
     "qwen_gradio stream",
     "qwen_gradio astream",
+    "qwen-gradio serve (openai SSE)",
     "seed (gpt4free 0.5.7.0)",
 ]
 
@@ -54,6 +56,7 @@ class Sizes:
     concurrent: int = 48
     concurrent_tokens: int = 100
     concurrent_runs: int = 3  # best of: the replica shares the machine's 2 cores
+    idle_streams: int = 200  # streamed requests waiting in the queue, for the server's memory
     import_runs: int = 7
 
 
@@ -66,6 +69,7 @@ SMOKE = Sizes(
     concurrent=4,
     concurrent_tokens=10,
     concurrent_runs=1,
+    idle_streams=5,
     import_runs=1,
 )
 
@@ -211,6 +215,74 @@ class QwenAsync(Client):
         await self.client.aclose()
 
 
+class Serve(Client):
+    """``qwen-gradio serve`` in a process of its own, read as an OpenAI client reads it (SSE)."""
+
+    is_async = True
+
+    async def aopen(self) -> None:
+        import socket
+
+        import httpx
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [sys.executable, "-m", "qwen_gradio", "serve", "--space", self.url]
+        self.server = subprocess.Popen(
+            [*command, "--port", str(port), "--keepalive", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert self.server.stdout is not None
+        for line in self.server.stdout:  # until uvicorn says it listens
+            if "Uvicorn running on" in line:
+                break
+        threading.Thread(target=self.server.stdout.read, daemon=True).start()  # drain it
+        self.base = f"http://127.0.0.1:{port}/v1/chat/completions"
+        self.http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None))
+
+    async def adeltas(self, prompt: str) -> AsyncIterator[str]:
+        body = {"model": "qwen-2.5-max", "messages": prompt, "stream": True}
+        async with self.http.stream("POST", self.base, json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: {"):
+                    content = json.loads(line[6:])["choices"][0]["delta"].get("content")
+                    if content:
+                        yield content
+
+    async def idle_streams_rss_mb(self, count: int) -> float:
+        """The server's RSS growth with ``count`` streamed requests waiting in the queue (every
+        slot of the Space held by a slow reply), its connections open."""
+        status = Path(f"/proc/{self.server.pid}/status")
+
+        def rss() -> int:
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmRSS"))
+            return int(line.split()[1])
+
+        before = rss()
+        holders = [self._open(f"/slow 30 held{i}") for i in range(5)]  # the replica's 5 slots
+        waiting = [self._open(f"/echo waiting{i}") for i in range(count)]
+        opened = await asyncio.gather(*holders, *waiting)  # each: headers out, job queued
+        grown = (rss() - before) / 1024
+        for stream in opened:  # closing them cancels their jobs
+            await stream.__aexit__(None, None, None)
+        return grown
+
+    async def _open(self, prompt: str) -> Any:
+        body = {"model": "qwen-2.5-max", "messages": prompt, "stream": True}
+        stream = self.http.stream("POST", self.base, json=body)
+        await stream.__aenter__()  # returns once the headers are in
+        return stream
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        self.server.terminate()
+        self.server.wait(timeout=10)
+
+
 class Seed(Client):
     is_async = True
 
@@ -246,6 +318,7 @@ CLIENTS: dict[str, type[Client]] = dict(
             GradioClientAsync,
             QwenSync,
             QwenAsync,
+            Serve,
             Seed,
         ],
         strict=True,
@@ -399,6 +472,10 @@ def worker(method: str, url: str, fast_url: str, sizes: Sizes) -> dict[str, Any]
     result["concurrent_s"] = min(times)
     result["concurrent_exact"] = exact  # in the worst of the runs
     result["concurrent"] = sizes.concurrent
+    if isinstance(slow.client, Serve) and slow.loop is not None:
+        measure = slow.client.idle_streams_rss_mb(sizes.idle_streams)
+        result["idle_streams_rss_mb"] = slow.loop.run_until_complete(measure)
+        result["idle_streams"] = sizes.idle_streams
     slow.close()
     fast.close()
     return result
@@ -520,6 +597,19 @@ def targets(rows: dict[str, dict[str, Any]], imports: dict[str, float]) -> list[
             ratio <= 1.3,
             f"{a['cpu_ms_per_1000']:.0f} vs {b['cpu_ms_per_1000']:.0f} ms per 1,000, {ratio:.2f} ×",
         )
+    a, b = rows.get("qwen-gradio serve (openai SSE)"), rows.get("qwen_gradio astream")
+    if a and b and "latency_p50_ms" in a and "latency_p50_ms" in b:
+        check(
+            "serve delta latency p50 ≤ astream + 2 ms",
+            a["latency_p50_ms"] <= b["latency_p50_ms"] + 2,
+            f"{a['latency_p50_ms']:.2f} vs {b['latency_p50_ms']:.2f} ms",
+        )
+        ratio = b["concurrent_s"] / a["concurrent_s"]
+        check(
+            "serve concurrent throughput ≥ 0.85 × astream, every reply exact",
+            ratio >= 0.85 and a["concurrent_exact"] == a["concurrent"],
+            f"{ratio:.2f} × astream, {a['concurrent_exact']}/{a['concurrent']} exact",
+        )
     a, b = rows.get("qwen_gradio astream"), rows.get("raw (async)")
     if a and b and "concurrent_s" in a and "concurrent_s" in b:
         ratio = b["concurrent_s"] / a["concurrent_s"]
@@ -596,6 +686,14 @@ def main(argv: list[str] | None = None) -> int:
         " replies with no gaps" + (" — SMOKE RUN, tiny sizes" if args.smoke else ""),
         "",
         table(rows, sizes),
+        "",
+        *[
+            f"`qwen-gradio serve` with {r['idle_streams']} streamed requests waiting in the"
+            f" Space's queue (its 5 slots held): server RSS +{r['idle_streams_rss_mb']:.1f} MB"
+            " (the CPU, RSS and latency columns of its row are the client's, an httpx reader)"
+            for r in rows
+            if "idle_streams_rss_mb" in r
+        ],
         "",
         "Import time (a fresh interpreter, best of "
         f"{sizes.import_runs}): "

@@ -34,3 +34,4 @@ def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
         assert "failed" not in line and "skipped" not in line, line
         assert line.rstrip().endswith("| 4/4 |"), line  # every concurrent reply exact
     assert "`import qwen_gradio`" in report and "## Targets" in report
+    assert "streamed requests waiting in the Space's queue" in report  # the server's memory
