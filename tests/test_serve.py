@@ -323,3 +323,23 @@ def test_a_client_that_drops_a_whole_request_cancels_the_job(server: str, replic
         httpx.post(f"{server}/v1/chat/completions", json=body, timeout=2)
     outcome = replica.wait(run)
     assert outcome["outcome"] == "stopped" and outcome["tokens_sent"] < 5000
+
+
+def test_an_unavailable_space_and_a_full_queue_are_503(tmp_path: Path) -> None:
+    body = {"model": "qwen-2.5-max", "messages": "/echo refused"}
+    with serve("http://127.0.0.1:9", tmp_path) as running:  # nothing listens there
+        response = httpx.post(f"{running.url}/v1/chat/completions", json=body, timeout=30)  # type: ignore[attr-defined]
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "space_unavailable"
+    holding = {"model": "qwen-2.5-max", "messages": "/slow 5 held", "stream": True}
+    queued = {"model": "qwen-2.5-max", "messages": "/echo queued", "stream": True}
+    with (
+        ReplicaServer(concurrency_limit=1, max_queue=1) as space,
+        serve(space.url, tmp_path, "--keepalive", "0.3") as running,
+        httpx.Client(base_url=running.url, timeout=30) as http,  # type: ignore[attr-defined]
+        http.stream("POST", "/v1/chat/completions", json=holding),  # runs
+        http.stream("POST", "/v1/chat/completions", json=queued),  # waits: the queue is full
+    ):
+        response = http.post("/v1/chat/completions", json=body)
+        assert response.status_code == 503 and "retry-after" in response.headers
+        assert response.json()["error"]["code"] == "queue_full"
