@@ -182,7 +182,8 @@ def one_shot(client: QwenClient, prompt: str, system: str | None, as_json: bool)
 
 
 REPL_HELP = """Chatting with {space}. Commands:
-  /system TEXT   set the system prompt (now: {system!r})
+  /system TEXT   set the system prompt (now: {system!r}); /system shows it,
+                 /system --reset restores the default
   /reset         start a new conversation
   /exit          leave (or Ctrl-D); Ctrl-C stops a reply
 """
@@ -216,8 +217,12 @@ def repl(client: QwenClient, system: str | None) -> int:
             click.echo("(new conversation)", err=True)
             continue
         if text == "/system" or text.startswith("/system "):
-            system = text[len("/system") :].strip() or DEFAULT_SYSTEM
-            click.echo(f"(system prompt: {system!r})", err=True)
+            given = text[len("/system") :].strip()
+            if given == "--reset":
+                system = DEFAULT_SYSTEM
+            elif given:
+                system = given
+            click.echo(f"(system prompt: {system!r})", err=True)  # no text: show it
             continue
         messages = [*history, {"role": "user", "content": line}]
         stream = client.stream(messages, system=system)
@@ -386,6 +391,8 @@ def ui(
         raise click.ClickException(
             f"the web UI needs gradio: pip install 'qwen-gradio[ui]' ({exc})"
         ) from None
+    if port is not None:
+        check_port_free(host, port)
     serve(space, host=host, port=port, hf_token=hf_token, proxy=proxy)
 
 
@@ -397,6 +404,8 @@ def ui(
 )
 def replica(host: str, port: int, delay: float) -> None:
     """Serve the offline replica of the Qwen2.5-Max Space (needs the 'ui' extra)."""
+    check_port_free(host, port)
+    click.echo("Starting the replica (gradio takes a few seconds to load)…", err=True)
     from .replica import main as replica_main
 
     sys.exit(replica_main(["--host", host, "--port", str(port), "--delay", str(delay)]))

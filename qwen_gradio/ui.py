@@ -14,6 +14,7 @@ loads nothing from outside this machine: no analytics, and system fonts instead 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -145,12 +146,19 @@ def serve(
     demo.launch(
         server_name=host,
         server_port=port,
-        prevent_thread_lock=prevent_thread_lock,
+        prevent_thread_lock=True,
         show_error=True,
-        quiet=prevent_thread_lock,
+        quiet=True,  # gradio's banner would suggest launch(share=True), which this page lacks
         theme=local_theme(),
     )
-    if not prevent_thread_lock:  # launch() returned: the server was stopped (Ctrl-C)
+    if prevent_thread_lock:
+        return demo
+    print(f"Chat page for {label or client.space_url} at {demo.local_url} (Ctrl-C to stop)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
         close(demo)
     return demo
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pexpect
 import pytest
 from click.testing import CliRunner
@@ -17,7 +20,8 @@ from click.testing import CliRunner
 from qwen_gradio.cli import main
 from qwen_gradio.replica import ReplicaServer
 
-from .conftest import Replica
+from .conftest import ROOT, Replica
+from .helpers import ServerProcess, free_port
 
 REPLY = "This is the offline replica of Qwen2.5-Max. You said: hello"
 
@@ -167,12 +171,16 @@ def test_the_repl_keeps_the_conversation(terminal: pexpect.spawn, replica6: Repl
 
     terminal.sendline("/system Be a pirate.")
     terminal.expect_exact("(system prompt: 'Be a pirate.')")
+    terminal.sendline("/system")  # shows it, changes nothing
+    terminal.expect_exact("(system prompt: 'Be a pirate.')")
     run = replica6.next_run()
     terminal.sendline("/history")
     terminal.expect_exact('[["/echo hi there", "hi there"]]')
     assert replica6.wait(run)["system"] == "Be a pirate."
 
     terminal.expect_exact("you> ")
+    terminal.sendline("/system --reset")
+    terminal.expect_exact("(system prompt: 'You are a helpful assistant.')")
     terminal.sendline("/reset")
     terminal.expect_exact("(new conversation)")
     terminal.sendline("/history")
@@ -222,3 +230,32 @@ def test_the_queue_position_shows_on_a_terminal_and_then_goes() -> None:
         child.expect(pexpect.EOF)
         child.close()
         assert child.exitstatus == 0
+
+
+@pytest.mark.parametrize("command", ["ui", "replica", "serve"])
+def test_a_busy_port_is_a_one_line_error(command: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [sys.executable, "-m", "qwen_gradio", command, "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; pick another --port"
+    )
+    assert "Traceback" not in done.stderr and "GRADIO_SERVER_PORT" not in done.stderr
+
+
+def test_the_ui_says_where_it_is_and_offers_no_share_link(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "qwen_gradio", "ui", "--space", "replica", "--port", str(port)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with ServerProcess(command, env, str(tmp_path), ready="Chat page for") as page:
+        assert f"at http://127.0.0.1:{port}/" in "".join(page.log)
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+    assert "share=True" not in "".join(page.log)
