@@ -86,8 +86,7 @@ def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
             reply = [note(f"{ERROR_TITLE}: {exc.message}")]
             if exc.partial_text:
                 reply.insert(0, gr.ChatMessage(role="assistant", content=exc.partial_text))
-            yield reply
-            gr.Warning(exc.message, title=ERROR_TITLE)
+            yield reply  # (no toast besides: gradio titles every warning toast "Warning")
         finally:
             await stream.aclose()  # Stop, a closed tab or an error: cancel the job on the Space
 
@@ -99,6 +98,7 @@ def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
     )
     return gr.ChatInterface(
         chat,
+        chatbot=gr.Chatbot(label="Qwen2.5-Max", scale=1, autoscroll=True),
         additional_inputs=[system_box],
         additional_inputs_accordion=gr.Accordion("System prompt", open=True),
         title="Qwen2.5-Max chat",
