@@ -12,19 +12,29 @@ from typing import Any
 from urllib.parse import urlsplit
 
 
+def read_request_head(client: socket.socket) -> tuple[str, list[str], bytes] | None:
+    """An HTTP request's line, its header lines, and what of its body came with them (None if
+    the client closed first)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = client.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    request_line, *header_lines = head.decode("latin-1").split("\r\n")
+    return request_line, header_lines, rest
+
+
 class _ProxyHandler(socketserver.BaseRequestHandler):
     server: RecordingProxy
 
     def handle(self) -> None:
         client = self.request
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = client.recv(65536)
-            if not chunk:
-                return
-            head += chunk
-        head, _, rest = head.partition(b"\r\n\r\n")
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        request = read_request_head(client)
+        if request is None:
+            return
+        request_line, header_lines, rest = request
         method, target, version = request_line.split(" ", 2)
         url = urlsplit(target)  # a proxy gets absolute URLs
         self.server.seen.append(f"{method} {target}")
@@ -132,14 +142,10 @@ class _FaultHandler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         client = self.request
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = client.recv(65536)
-            if not chunk:
-                return
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        request_line, *header_lines = head.decode("latin-1").split("\r\n")
+        request = read_request_head(client)
+        if request is None:
+            return
+        request_line, header_lines, body = request
         method, path, _ = request_line.split(" ", 2)
         length = next(
             (

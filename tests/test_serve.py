@@ -4,6 +4,7 @@ by the official ``openai`` package (sync and async, streamed and whole) and by p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -253,14 +254,24 @@ def test_rate_limits_and_timeouts_have_their_statuses(replica6: Replica, tmp_pat
         assert info.value.status_code == 504
 
 
-def test_a_long_queue_wait_is_kept_alive(tmp_path: Path) -> None:
-    holding = {"model": "qwen-2.5-max", "messages": "/slow 2 held", "stream": True}
-    waiting = {"model": "qwen-2.5-max", "messages": "/echo waited", "stream": True}
+@contextlib.contextmanager
+def one_slot_held(tmp_path: Path, seconds: int, max_queue: int) -> Iterator[Any]:
+    """A server before a Space with one slot, which a streamed ``/slow`` reply holds for
+    ``seconds``: yields an httpx client of the server, and that reply's response."""
+    holding = {"model": "qwen-2.5-max", "messages": f"/slow {seconds} held", "stream": True}
     with (
-        ReplicaServer(concurrency_limit=1, max_queue=5) as space,
+        ReplicaServer(concurrency_limit=1, max_queue=max_queue) as space,
         serve(space.url, tmp_path, "--keepalive", "0.3") as running,
         httpx.Client(base_url=running.url, timeout=30) as http,  # type: ignore[attr-defined]
         http.stream("POST", "/v1/chat/completions", json=holding) as first,
+    ):
+        yield http, first
+
+
+def test_a_long_queue_wait_is_kept_alive(tmp_path: Path) -> None:
+    waiting = {"model": "qwen-2.5-max", "messages": "/echo waited", "stream": True}
+    with (
+        one_slot_held(tmp_path, seconds=2, max_queue=5) as (http, first),
         http.stream("POST", "/v1/chat/completions", json=waiting) as second,  # queued behind it
     ):
         assert second.status_code == 200  # the headers went out while it waited
@@ -331,13 +342,9 @@ def test_an_unavailable_space_and_a_full_queue_are_503(tmp_path: Path) -> None:
         response = httpx.post(f"{running.url}/v1/chat/completions", json=body, timeout=30)  # type: ignore[attr-defined]
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "space_unavailable"
-    holding = {"model": "qwen-2.5-max", "messages": "/slow 5 held", "stream": True}
     queued = {"model": "qwen-2.5-max", "messages": "/echo queued", "stream": True}
     with (
-        ReplicaServer(concurrency_limit=1, max_queue=1) as space,
-        serve(space.url, tmp_path, "--keepalive", "0.3") as running,
-        httpx.Client(base_url=running.url, timeout=30) as http,  # type: ignore[attr-defined]
-        http.stream("POST", "/v1/chat/completions", json=holding),  # runs
+        one_slot_held(tmp_path, seconds=5, max_queue=1) as (http, _),
         http.stream("POST", "/v1/chat/completions", json=queued),  # waits: the queue is full
     ):
         response = http.post("/v1/chat/completions", json=body)
