@@ -37,3 +37,4 @@ def test_readme_example(replica6: Replica, tmp_path: Path, marker: str, expected
     )
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.endswith(expected)
+    assert expected or result.stdout == ""  # an example that prints nothing printed nothing
