@@ -15,10 +15,21 @@ header: huggingface_hub >= 1.x would otherwise fetch ``https://huggingface.co/ap
 for its user agent, with its own session (outside the proxy) and from a host the user never named.
 Other callers of gradio_client are not affected (a context variable tells ours apart).
 
-Streaming itself does not go through ``Client.submit``/``Job``: their 50 ms polling, 0.5 s async
-bursts, per-Client session and kept-forever outputs are what qwen_gradio exists to avoid (see the
-README's "Design" section). ``check_gradio_client()`` fails loudly on a version without the pieces
-used here; the range below is the one the test suite runs against.
+By default streaming does not go through ``Client.submit``/``Job``: their 50 ms polling, 0.5 s
+async bursts, per-Client session and kept-forever outputs are what the direct transport avoids (see
+the README's "Design" section). ``transport="gradio_client"`` does submit through
+``Client.submit`` (``submit()`` below), and for it ``QuietClient`` overrides three more methods:
+
+- ``new_helper``: the job's ``Communicator`` hands every update (queue status, each output, the
+  final one) to qwen_gradio's sink, and keeps only the latest output instead of every one (a Job
+  otherwise holds each full intermediate output: hundreds of MB for a long reply);
+- ``send_data``: tells the sink the job's event id once the Space has accepted it;
+- ``stream_messages``: a broken event stream is remembered for the error qwen_gradio raises
+  instead of being printed as a traceback from gradio_client's reader thread (it calls
+  ``traceback.print_exc``, which is wrapped once to stay quiet for our readers only).
+
+``check_gradio_client()`` fails loudly on a version without the pieces used here; the range below
+is the one the test suite runs against.
 """
 
 from __future__ import annotations
@@ -26,9 +37,10 @@ from __future__ import annotations
 import contextvars
 import inspect
 import json
+import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .errors import (
     IncompatibleGradioClientError,
@@ -39,9 +51,22 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .space import ChatEndpoint, check_gradio_config
+from .space import ChatEndpoint, check_gradio_config, new_session_hash
 
-__all__ = ["TESTED_GRADIO_CLIENT", "SpaceConnection", "check_gradio_client", "connect"]
+__all__ = [
+    "DIRECT_PROTOCOLS",
+    "TESTED_GRADIO_CLIENT",
+    "TRANSPORTS",
+    "JobSink",
+    "SpaceConnection",
+    "check_gradio_client",
+    "close_connection",
+    "connect",
+    "submit",
+]
+
+TRANSPORTS = ("auto", "direct", "gradio_client")
+DIRECT_PROTOCOLS = ("sse_v3",)  # what the direct transport speaks (gradio >= 4.29 or so)
 
 TESTED_GRADIO_CLIENT = (">=2.7.0", "<2.8")
 _INIT_PARAMETERS = {
@@ -53,7 +78,20 @@ _INIT_PARAMETERS = {
     "analytics_enabled",
     "headers",
 }
-_CLIENT_ATTRIBUTES = ("config", "headers", "cookies", "src", "protocol", "app_version")
+_CLIENT_ATTRIBUTES = (
+    "config",
+    "headers",
+    "cookies",
+    "src",
+    "protocol",
+    "app_version",
+    "session_hash",
+    "_info",
+    "executor",
+    "helper_executor",
+    "stream_executor",
+)
+_CLIENT_METHODS = ("_telemetry_thread", "_get_config", "new_helper", "send_data", "stream_messages")
 
 
 @dataclass(frozen=True)
@@ -66,6 +104,8 @@ class SpaceConnection:
     cookies: dict[str, str]
     config: dict[str, Any]
     gradio_client_version: str
+    transport: str = "direct"  # "direct" | "gradio_client"
+    client: Any = field(default=None, repr=False, compare=False)  # the QuietClient, for submit()
 
 
 def check_gradio_client() -> str:
@@ -79,15 +119,23 @@ def check_gradio_client() -> str:
     from gradio_client import client as client_module
     from gradio_client import exceptions, utils
 
-    missing = [name for name in ("_telemetry_thread", "_get_config") if not hasattr(Client, name)]
+    missing = [name for name in _CLIENT_METHODS if not hasattr(Client, name)]
     missing += [
         f"{module.__name__}.{name}"
         for module, name in (
             (exceptions, "AuthenticationError"),
+            (exceptions, "AppError"),
             (utils, "TooManyRequestsError"),
+            (utils, "QueueError"),
+            (utils, "Communicator"),
             (client_module, "build_hf_headers"),
         )
         if not hasattr(module, name)
+    ]
+    communicator = getattr(utils, "Communicator", None)
+    fields = getattr(communicator, "__dataclass_fields__", {})
+    missing += [
+        f"Communicator.{name}" for name in ("job", "updates", "event_id") if name not in fields
     ]
     missing += sorted(_INIT_PARAMETERS - set(inspect.signature(Client.__init__).parameters))
     if missing:
@@ -100,6 +148,42 @@ def check_gradio_client() -> str:
 
 
 _QUIET = contextvars.ContextVar("qwen_gradio_quiet_headers", default=False)
+_QUIET_READER = contextvars.ContextVar("qwen_gradio_quiet_reader", default=False)
+
+
+class JobSink(Protocol):
+    """Where a job submitted through gradio_client reports (called from its threads)."""
+
+    def joined(self, event_id: str) -> None: ...
+
+    def put_nowait(self, update: Any) -> None: ...  # gradio_client's StatusUpdate/OutputUpdate
+
+
+_SINK: contextvars.ContextVar[JobSink | None] = contextvars.ContextVar(
+    "qwen_gradio_job_sink", default=None
+)
+
+
+class _LatestOutput(list):  # type: ignore[type-arg]
+    """A Job's outputs list that keeps only the latest output."""
+
+    def append(self, item: Any) -> None:
+        self[:] = [item]
+
+
+def _install_quiet_traceback() -> None:
+    """Wrap ``traceback.print_exc`` once: silent inside our clients' event-stream readers (whose
+    errors reach the reply as typed errors), the original everywhere else."""
+    original = traceback.print_exc
+    if getattr(original, "_qwen_gradio", False):
+        return
+
+    def print_exc(*args: Any, **kwargs: Any) -> None:
+        if not _QUIET_READER.get():
+            original(*args, **kwargs)
+
+    print_exc._qwen_gradio = True  # type: ignore[attr-defined]
+    traceback.print_exc = print_exc
 
 
 def _token_headers(token: str | bool | None = None, **_: Any) -> dict[str, str]:
@@ -141,7 +225,58 @@ def _client_class() -> type:
             check_gradio_config(self.src, config)  # before gradio_client acts on it
             return {**config, "connect_heartbeat": False}
 
+        def new_helper(self, fn_index: int, headers: dict[str, str] | None = None) -> Any:
+            helper = super().new_helper(fn_index, headers=headers)
+            sink = _SINK.get()
+            if sink is not None:
+                helper.updates = sink
+                helper.job.outputs = _LatestOutput()
+            return helper
+
+        def send_data(self, *args: Any, **kwargs: Any) -> Any:
+            event_id = super().send_data(*args, **kwargs)
+            sink = _SINK.get()  # submit() runs the job in a copy of the submitting context
+            if sink is not None:
+                sink.joined(str(event_id))
+            return event_id
+
+        def stream_messages(self, *args: Any, **kwargs: Any) -> None:
+            quiet = _QUIET_READER.set(True)
+            try:
+                super().stream_messages(*args, **kwargs)
+            except BaseException as exc:
+                self.qwen_gradio_stream_error = exc
+                raise
+            finally:
+                _QUIET_READER.reset(quiet)
+
     return QuietClient
+
+
+def submit(conn: SpaceConnection, inputs: list[Any], sink: JobSink) -> Any:
+    """Submit the chat job through ``gradio_client.Client.submit``; return its Job. Every update
+    goes to ``sink``; the Job keeps only the latest output."""
+    token = _SINK.set(sink)
+    try:
+        return conn.client.submit(*inputs, fn_index=conn.endpoint.fn_index)
+    finally:
+        _SINK.reset(token)
+
+
+def stream_error(conn: SpaceConnection) -> BaseException | None:
+    """The error that ended the gradio_client event-stream reader, if one did."""
+    return getattr(conn.client, "qwen_gradio_stream_error", None)
+
+
+def close_connection(conn: SpaceConnection) -> None:
+    """Let the gradio_client Client's threads end (jobs in flight end as they are cancelled)."""
+    client = conn.client
+    if client is None:
+        return
+    for name in ("executor", "helper_executor", "stream_executor"):
+        executor = getattr(client, name, None)
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def connect(
@@ -150,8 +285,12 @@ def connect(
     hf_token: str | None,
     httpx_kwargs: dict[str, Any],
     user_agent: str,
+    transport: str = "auto",
 ) -> SpaceConnection:
-    """Connect to the Space at ``url`` through gradio_client (two requests: config, API info)."""
+    """Connect to the Space at ``url`` through gradio_client (two requests: config, API info).
+
+    ``transport``: "direct" (qwen_gradio speaks the queue protocol; sse_v3 only), "gradio_client"
+    (jobs go through ``Client.submit``), or "auto" (direct when the Space speaks sse_v3)."""
     import httpx
 
     version = check_gradio_client()  # before importing anything else of gradio_client's
@@ -159,6 +298,7 @@ def connect(
     from gradio_client.utils import TooManyRequestsError
 
     _install_quiet_headers()
+    _install_quiet_traceback()
     quiet = _QUIET.set(True)
     try:
         client = _client_class()(
@@ -169,6 +309,7 @@ def connect(
             httpx_kwargs=dict(httpx_kwargs),
             analytics_enabled=False,
             headers={"user-agent": user_agent},
+            _skip_components=False,  # every output, as the Space sends it
         )
     except QwenGradioError:  # the config check above
         raise
@@ -201,9 +342,26 @@ def connect(
                 f"gradio_client {version} has no Client.{attribute}"
             )
     try:
-        endpoint = ChatEndpoint.from_config(client.config)
+        endpoint = ChatEndpoint.from_config(client.config, client._info)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+    protocol = str(client.protocol)
+    if transport == "direct" and protocol not in DIRECT_PROTOCOLS:
+        raise InvalidSpaceError(
+            f"{url} speaks the queue protocol {protocol!r}; transport='direct' speaks"
+            f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
+        )
+    chosen = (
+        "direct"
+        if transport != "gradio_client" and protocol in DIRECT_PROTOCOLS
+        else ("gradio_client")
+    )
+    if chosen == "gradio_client":
+        client.session_hash = new_session_hash()  # its jobs share one event stream, as ever
+        # The reader's wait for the next message is bounded by qwen_gradio, not by httpx.
+        limit = httpx_kwargs.get("timeout")
+        limit = limit.connect if isinstance(limit, httpx.Timeout) else limit
+        client.httpx_kwargs = {**client.httpx_kwargs, "timeout": httpx.Timeout(limit, read=None)}
     headers = {**client.headers, "user-agent": user_agent, "x-gradio-user": "api"}
     return SpaceConnection(
         url=client.src,
@@ -212,4 +370,6 @@ def connect(
         cookies=dict(client.cookies),
         config=client.config,
         gradio_client_version=version,
+        transport=chosen,
+        client=client if chosen == "gradio_client" else None,
     )

@@ -1,20 +1,24 @@
-"""The Space's queue protocol over httpx: join, read the event stream, cancel.
+"""The two ways a job reaches the Space.
 
-One job = one session hash: ``POST {prefix}queue/join`` returns an ``event_id``; ``GET
-{prefix}queue/data?session_hash=...`` streams that session's server-sent events until
-``close_stream``; ``POST {prefix}cancel`` stops the job on the Space (gradio >= 4.29).
+Direct (the default): the queue protocol over httpx. One job = one session hash: ``POST
+{prefix}queue/join`` returns an ``event_id``; ``GET {prefix}queue/data?session_hash=...`` streams
+that session's server-sent events until ``close_stream``; ``POST {prefix}cancel`` stops the job on
+the Space (gradio >= 4.29).
+
+Through gradio_client (``GradioClientJob``): ``Client.submit`` under the client's generated session
+hash; the Job's updates become queue messages of the same shape, so one ``ReplyState`` reads both.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
+import concurrent.futures
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from ._compat import SpaceConnection
+from ._compat import SpaceConnection, stream_error, submit
 from .errors import (
     QueueFullError,
     QwenGradioError,
@@ -23,14 +27,10 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
+from .space import new_session_hash
 from .stream import SSELineDecoder
 
-__all__ = ["cancel_job", "event_stream", "join_queue", "new_session_hash"]
-
-
-def new_session_hash() -> str:
-    """A fresh session hash: 8 hex digits of one uuid4 and 4 of another (12 lowercase hex)."""
-    return uuid.uuid4().hex[:8] + uuid.uuid4().hex[:4]
+__all__ = ["GradioClientJob", "cancel_job", "event_stream", "join_queue", "new_session_hash"]
 
 
 def _url(conn: SpaceConnection, path: str) -> str:
@@ -149,3 +149,93 @@ async def cancel_job(
     except (httpx.HTTPError, RuntimeError):
         return False
     return response.is_success
+
+
+class GradioClientJob:
+    """One chat job submitted through ``gradio_client.Client.submit``.
+
+    What gradio_client reports on its own threads is handed to ``deliver`` (which must be
+    thread-safe) as: ``("joined", event_id)`` once the Space accepted the job; queue messages
+    (dicts shaped like the event stream's: ``estimation``, ``process_starts``,
+    ``process_generating`` with the whole output, ``process_completed``, ``queue_full``); and last
+    ``("ended", error)`` with a QwenGradioError, or None when the job ended without one.
+    """
+
+    def __init__(self, conn: SpaceConnection, deliver: Callable[[object], None]) -> None:
+        self.conn = conn
+        self.deliver = deliver
+        self.event_id: str | None = None
+        self.job: Any = None
+
+    def start(self, inputs: list[Any]) -> None:
+        """Submit the job (returns at once; the request goes out from gradio_client's pool)."""
+        self.job = submit(self.conn, inputs, self)
+        self.job.add_done_callback(self._ended)
+
+    def cancel(self) -> None:
+        """Cancel the job as gradio_client does (``/cancel``); blocks on the network."""
+        if self.job is not None:
+            self.job.cancel()
+
+    # -- what gradio_client calls (the JobSink protocol) --------------------------------
+
+    def joined(self, event_id: str) -> None:
+        self.event_id = event_id
+        self.deliver(("joined", event_id))
+
+    def put_nowait(self, update: Any) -> None:
+        message = self._message(update)
+        if message is not None:
+            self.deliver(message)
+
+    def _message(self, update: Any) -> dict[str, Any] | None:
+        if getattr(update, "type", None) == "output":
+            if update.final:
+                return {
+                    "msg": "process_completed",
+                    "success": bool(update.success),
+                    "output": update.outputs,
+                }
+            outputs = update.outputs
+            data = [outputs] if self.conn.endpoint.output_count == 1 else list(outputs)
+            return {"msg": "process_generating", "output": {"data": data}}
+        code = getattr(update.code, "value", update.code)
+        if code == "IN_QUEUE":
+            return {
+                "msg": "estimation",
+                "rank": update.rank,
+                "queue_size": update.queue_size,
+                "rank_eta": update.eta,
+            }
+        if code == "PROCESSING":
+            return {"msg": "process_starts", "eta": update.eta}
+        if code == "QUEUE_FULL":
+            return {"msg": "queue_full"}
+        return None
+
+    def _ended(self, future: concurrent.futures.Future[Any]) -> None:
+        error = None if future.cancelled() else future.exception()
+        self.deliver(("ended", None if error is None else self._error(error)))
+
+    def _error(self, error: BaseException) -> QwenGradioError:
+        from gradio_client.exceptions import AppError, ValidationError
+        from gradio_client.utils import QueueError, TooManyRequestsError
+
+        url = self.conn.url
+        if isinstance(error, QwenGradioError):
+            return error
+        if isinstance(error, QueueError):
+            return QueueFullError(f"{url} refused the job: {error}")
+        if isinstance(error, TooManyRequestsError):
+            return RateLimitedError(str(error))
+        if isinstance(error, httpx.HTTPStatusError):
+            return _status_error(error.response, f"{url} refused the job")
+        if isinstance(error, httpx.HTTPError):
+            return transport_error(error, f"submitting to {url}")
+        if isinstance(error, (AppError, ValidationError)):
+            return SpaceError(str(error) or "the Space's app raised an error")
+        if isinstance(error, concurrent.futures.CancelledError):
+            cause = stream_error(self.conn)
+            detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+            return SpaceUnavailableError(f"the event stream of {url} ended{detail}")
+        return SpaceUnavailableError(f"gradio_client failed: {type(error).__name__}: {error}")

@@ -402,10 +402,18 @@ def ui(
 @click.option(
     "--delay", type=float, default=0.03, show_default=True, help="Seconds between tokens."
 )
-def replica(host: str, port: int, delay: float) -> None:
+@click.option(
+    "--variant",
+    type=click.Choice(["max", "qwen2.5"]),
+    default="max",
+    show_default=True,
+    help="qwen2.5: the Qwen2.5 demo's layout, with a model-size radio.",
+)
+def replica(host: str, port: int, delay: float, variant: str) -> None:
     """Serve the offline replica of the Qwen2.5-Max Space (needs the 'ui' extra)."""
     check_port_free(host, port)
     click.echo("Starting the replica (gradio takes a few seconds to load)…", err=True)
     from .replica import main as replica_main
 
-    sys.exit(replica_main(["--host", host, "--port", str(port), "--delay", str(delay)]))
+    argv = ["--host", host, "--port", str(port), "--delay", str(delay), "--variant", variant]
+    sys.exit(replica_main(argv))

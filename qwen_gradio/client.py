@@ -9,20 +9,33 @@ import queue
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
-from ._compat import SpaceConnection, connect
+from ._compat import TRANSPORTS, SpaceConnection, close_connection, connect
 from ._loop import LoopThread, run_in_thread
-from ._transport import cancel_job, event_stream, join_queue, new_session_hash, transport_error
+from ._transport import (
+    GradioClientJob,
+    cancel_job,
+    event_stream,
+    join_queue,
+    new_session_hash,
+    transport_error,
+)
 from ._version import __version__
-from .errors import SpaceUnavailableError, StreamClosedError, StreamTimeoutError
+from .errors import (
+    InvalidOptionError,
+    QwenGradioError,
+    SpaceUnavailableError,
+    StreamClosedError,
+    StreamTimeoutError,
+)
 from .messages import Conversation, Prompt, to_conversation
-from .space import resolve_space_url
+from .space import ChatOption, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
 
 __all__ = ["AsyncEvents", "AsyncStream", "QwenClient", "Stream", "Timeouts"]
@@ -69,6 +82,12 @@ class QwenClient:
             A token saved on this machine is never sent implicitly.
         proxy: an http(s) proxy URL used for every request.
         timeout: ``Timeouts``, or a number of seconds for the whole reply.
+        options: values for the Space's extra chat inputs, by name or label (the Qwen2.5 demo's
+            ``{"model_size": "32B"}``); see ``chat_options()``. Each call may override them.
+        transport: "auto" (default: "direct" when the Space speaks sse_v3, else
+            "gradio_client"), "direct" (qwen_gradio speaks the queue protocol itself: one delta
+            per Space step, no polling), or "gradio_client" (jobs go through
+            ``gradio_client.Client.submit``; all the protocols gradio_client speaks).
 
     Example::
 
@@ -87,9 +106,15 @@ class QwenClient:
         hf_token: str | None = None,
         proxy: str | None = None,
         timeout: Timeouts | float | None = None,
+        options: Mapping[str, Any] | None = None,
+        transport: str = "auto",
     ) -> None:
         self.space_url = resolve_space_url(space)
         self.timeouts = Timeouts.of(timeout)
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
+        self.transport = transport
+        self.options = _checked_options(options)
         self._hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN") or None
         self._proxy = proxy
         self._connection: SpaceConnection | None = None
@@ -118,13 +143,25 @@ class QwenClient:
                 kwargs: dict[str, Any] = {"timeout": httpx.Timeout(timeout)}
                 if self._proxy:
                     kwargs["proxy"] = self._proxy
-                self._connection = connect(
+                connection = connect(
                     self.space_url,
                     hf_token=self._hf_token,
                     httpx_kwargs=kwargs,
                     user_agent=f"qwen_gradio/{__version__}",
+                    transport=self.transport,
                 )
+                try:
+                    connection.endpoint.option_values(self.options)
+                except InvalidOptionError:
+                    close_connection(connection)
+                    raise
+                self._connection = connection
             return self._connection
+
+    def chat_options(self) -> tuple[ChatOption, ...]:
+        """The Space's extra chat inputs (connects first): each with its name, component,
+        allowed values and default. The Qwen2.5-Max Space has none."""
+        return self.connect().endpoint.options
 
     async def aconnect(self) -> SpaceConnection:
         """Async twin of ``connect()``."""
@@ -151,52 +188,79 @@ class QwenClient:
 
     # -- chatting ---------------------------------------------------------------------------
 
-    def astream(self, messages: Prompt, *, system: str | None = None) -> AsyncStream:
+    def astream(
+        self,
+        messages: Prompt,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> AsyncStream:
         """Stream the reply to ``messages`` as text deltas (``async for``).
 
         ``messages`` is a prompt string or OpenAI-style messages; ``system`` is put before any
-        system messages. Raises InvalidMessagesError at once for bad input. The job is submitted
-        on the first iteration.
+        system messages; ``options`` override the client's for this reply. Raises
+        InvalidMessagesError at once for bad input; the job is submitted on the first iteration,
+        after the options are checked against the Space's (InvalidOptionError).
         """
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        return AsyncStream(self._job(to_conversation(messages, system)))
+        return AsyncStream(self._job(to_conversation(messages, system), options))
 
-    async def achat(self, messages: Prompt, *, system: str | None = None) -> str:
+    async def achat(
+        self,
+        messages: Prompt,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
         """The whole reply to ``messages``."""
-        async with self.astream(messages, system=system) as stream:
+        async with self.astream(messages, system=system, options=options) as stream:
             return await stream.until_done()
 
-    def stream(self, messages: Prompt, *, system: str | None = None) -> Stream:
+    def stream(
+        self,
+        messages: Prompt,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> Stream:
         """Stream the reply to ``messages`` as text deltas (``for``); see ``astream``."""
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        job = self._job(to_conversation(messages, system))
+        job = self._job(to_conversation(messages, system), options)
         return Stream(AsyncStream(job), self._runner)
 
-    def chat(self, messages: Prompt, *, system: str | None = None) -> str:
+    def chat(
+        self,
+        messages: Prompt,
+        *,
+        system: str | None = None,
+        options: Mapping[str, Any] | None = None,
+    ) -> str:
         """The whole reply to ``messages``."""
-        with self.stream(messages, system=system) as stream:
+        with self.stream(messages, system=system, options=options) as stream:
             return stream.until_done()
 
-    def _job(self, conversation: Conversation) -> _Job:
+    def _job(self, conversation: Conversation, options: Mapping[str, Any] | None) -> _Job:
         """A job for ``conversation``, with what it needs of this client."""
         return _Job(
             conversation,
             self.timeouts,
+            {**self.options, **_checked_options(options)},
             connect=self.aconnect,
             pool=self._pool,
             cancel=self._cancel_in_background,
         )
 
     def _cancel_in_background(
-        self, conn: SpaceConnection, session_hash: str, event_id: str
+        self, conn: SpaceConnection, session_hash: str, event_id: str, job: Any = None
     ) -> threading.Thread:
         """Ask the Space to stop a job, from a short-lived thread with its own event loop and
         connection (same proxy, headers and cookies), so that closing a stream never waits on
         the network: it cannot then be cut short by an event loop that is shutting down, nor
         collide with other generators being closed at the same time. Ends within
-        ``CANCEL_TIMEOUT``; not a daemon, so a process that exits right away still sends it."""
+        ``CANCEL_TIMEOUT``; not a daemon, so a process that exits right away still sends it.
+        A job submitted through gradio_client (``job``) is cancelled by gradio_client."""
         proxy = self._proxy
 
         async def cancel() -> None:
@@ -207,7 +271,10 @@ class QwenClient:
 
         def run() -> None:
             try:
-                asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
+                if isinstance(job, GradioClientJob):
+                    job.cancel()  # its requests are bounded by the client's connect timeout
+                else:
+                    asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
             except Exception:  # best effort, like cancel_job itself
                 pass
 
@@ -239,6 +306,8 @@ class QwenClient:
         self._runner.stop(self._close_pool)
         self._pools.clear()
         self._join_cancels()
+        if self._connection is not None:
+            close_connection(self._connection)
 
     async def aclose(self) -> None:
         """Close this loop's connections, stop the sync API's thread, and wait until the Space
@@ -402,13 +471,15 @@ class _Job:
         self,
         conversation: Conversation,
         timeouts: Timeouts,
+        options: Mapping[str, Any],
         *,
         connect: Callable[[], Awaitable[SpaceConnection]],
         pool: Callable[[SpaceConnection], Awaitable[httpx.AsyncClient]],
-        cancel: Callable[[SpaceConnection, str, str], object],
+        cancel: Callable[[SpaceConnection, str, str, Any], object],
     ) -> None:
         self.conversation = conversation
         self.timeouts = timeouts
+        self.options = options
         self.connect = connect
         self.pool = pool
         self.cancel = cancel
@@ -416,6 +487,7 @@ class _Job:
         self.event_id: str | None = None
         self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
         self.submitted: tuple[SpaceConnection, asyncio.Future[str]] | None = None
+        self.via: GradioClientJob | None = None  # transport="gradio_client"
         self.cancel_started = False
 
     def cancel_soon(self) -> None:
@@ -424,11 +496,11 @@ class _Job:
             return
         self.cancel_started = True
         conn, join = self.submitted
-        send, session_hash = self.cancel, self.session_hash
+        send, session_hash, via = self.cancel, self.session_hash, self.via
 
         def cancel(join: asyncio.Future[str]) -> None:
             if not join.cancelled() and join.exception() is None:
-                send(conn, session_hash, join.result())
+                send(conn, session_hash, join.result(), via)
 
         if join.done():
             cancel(join)
@@ -474,47 +546,72 @@ class _Job:
             ) from None
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """Submit the job and yield the reply's events. Every wait is bounded by a limit."""
+        """Submit the job and yield the reply's events. Every wait is bounded by a limit.
+
+        One generator for both transports (a nested one would be closed by the loop at
+        shutdown while this one's ``finally`` closes it too)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
         accepted = "job accepted by the Space"
         conn = await self.within(self.connect(), self.connect_deadline(started), accepted)
-        http = await self.pool(conn)
-        state = self.state = ReplyState(conn.endpoint.chatbot_output)
-        join = asyncio.ensure_future(
-            join_queue(
-                http,
-                conn,
-                conn.endpoint.inputs(self.conversation),
-                self.session_hash,
-                httpx.Timeout(self.timeouts.connect),
-            )
-        )
-        self.submitted = (conn, join)
+        inputs = conn.endpoint.inputs(self.conversation, self.options)  # before any job is sent
+        last_text: float | None = None
         try:
-            deadline = self.connect_deadline(started)
-            self.event_id = await self.within(asyncio.shield(join), deadline, accepted)
-            # The event stream's headers count against the first token: a front end that takes
-            # the request and never answers cannot hang the reply.
-            read_forever = httpx.Timeout(self.timeouts.connect, read=None)
-            opening = event_stream(http, conn, self.session_hash, read_forever)
-            async with contextlib.AsyncExitStack() as stack:
-                deadline = self.deadline(started, None)
-                opened = stack.enter_async_context(opening)
-                lines = await self.within(opened, deadline, "reply text")
-                last_text: float | None = None
-                while not (state.completed or state.ended):
-                    deadline = self.deadline(started, last_text)
-                    try:
-                        line = await self.within(lines.__anext__(), deadline, "reply text")
-                    except StopAsyncIteration:
+            if conn.transport == "gradio_client":
+                state = self.state = ReplyState(conn.endpoint.chatbot_output, diffs=False)
+                items: asyncio.Queue[object] = asyncio.Queue()
+                join: asyncio.Future[str] = loop.create_future()
+                self.submitted = (conn, join)
+                self.session_hash = conn.client.session_hash
+                via = self.via = GradioClientJob(conn, _deliver_to(loop, items, join))
+                via.start(inputs)
+                while not state.completed:
+                    if not join.done():
+                        deadline, waiting_for = self.connect_deadline(started), accepted
+                    else:
+                        self.event_id = join.result()
+                        deadline, waiting_for = self.deadline(started, last_text), "reply text"
+                    item = await self.within(items.get(), deadline, waiting_for)
+                    if isinstance(item, tuple):  # ("ended", error or None)
+                        if isinstance(item[1], QwenGradioError):
+                            item[1].partial_text = state.text
+                            raise item[1]
                         break
-                    except httpx.HTTPError as exc:
-                        raise transport_error(exc, "reading the reply", state.text) from exc
-                    for event in state.feed_line(line):
+                    for event in state.feed_message(item):  # type: ignore[arg-type]
                         if isinstance(event, TextDelta):
                             last_text = loop.time()
                         yield event
+            else:
+                http = await self.pool(conn)
+                state = self.state = ReplyState(conn.endpoint.chatbot_output)
+                join = asyncio.ensure_future(
+                    join_queue(
+                        http, conn, inputs, self.session_hash, httpx.Timeout(self.timeouts.connect)
+                    )
+                )
+                self.submitted = (conn, join)
+                deadline = self.connect_deadline(started)
+                self.event_id = await self.within(asyncio.shield(join), deadline, accepted)
+                # The event stream's headers count against the first token: a front end that
+                # takes the request and never answers cannot hang the reply.
+                read_forever = httpx.Timeout(self.timeouts.connect, read=None)
+                opening = event_stream(http, conn, self.session_hash, read_forever)
+                async with contextlib.AsyncExitStack() as stack:
+                    deadline = self.deadline(started, None)
+                    opened = stack.enter_async_context(opening)
+                    lines = await self.within(opened, deadline, "reply text")
+                    while not (state.completed or state.ended):
+                        deadline = self.deadline(started, last_text)
+                        try:
+                            line = await self.within(lines.__anext__(), deadline, "reply text")
+                        except StopAsyncIteration:
+                            break
+                        except httpx.HTTPError as exc:
+                            raise transport_error(exc, "reading the reply", state.text) from exc
+                        for event in state.feed_line(line):
+                            if isinstance(event, TextDelta):
+                                last_text = loop.time()
+                            yield event
             if not state.completed:
                 raise SpaceUnavailableError(
                     "the Space ended the stream before the reply was complete",
@@ -522,6 +619,41 @@ class _Job:
                 )
         finally:
             self.cancel_soon()
+
+
+def _deliver_to(
+    loop: asyncio.AbstractEventLoop, items: asyncio.Queue[object], join: asyncio.Future[str]
+) -> Callable[[object], None]:
+    """What a GradioClientJob calls from gradio_client's threads: the event id settles ``join``
+    (even when nobody reads any more, so a closed stream's job is still cancelled); everything
+    else goes to ``items``. Once the loop is closed there is no one to tell."""
+
+    def settle(event_id: str) -> None:
+        if not join.done():
+            join.set_result(event_id)
+
+    def deliver(item: object) -> None:
+        try:
+            if isinstance(item, tuple) and item[0] == "joined":
+                loop.call_soon_threadsafe(settle, item[1])
+            else:
+                loop.call_soon_threadsafe(items.put_nowait, item)
+        except RuntimeError:  # the loop is closed
+            pass
+
+    return deliver
+
+
+def _checked_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` as a dict, if it is a mapping with string keys (values are checked against
+    the Space's own once it is known)."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise InvalidOptionError(
+            f"options must map option names to values, not {type(options).__name__}"
+        )
+    return dict(options)
 
 
 def _untracked_anext(events: AsyncGenerator[StreamEvent, None]) -> Awaitable[StreamEvent]:

@@ -12,6 +12,8 @@
     ├── InvalidSpaceError          (also a ValueError) not a Space id or URL, not a Gradio app,
     │                              or not built like the Qwen demo; nothing else is contacted
     ├── InvalidMessagesError       (also a ValueError) bad input, raised before any request
+    ├── InvalidOptionError         (also a ValueError) an option the Space does not have, or a
+    │                              value it does not allow; raised before any job is sent
     └── ModelNotSupportedError     (also a ValueError) a model name the provider does not serve
 
 Errors raised while a reply streams carry what arrived before them in ``partial_text``, so a reply
@@ -23,6 +25,7 @@ from __future__ import annotations
 __all__ = [
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
+    "InvalidOptionError",
     "InvalidSpaceError",
     "ModelNotSupportedError",
     "QueueFullError",
@@ -92,6 +95,11 @@ class InvalidSpaceError(QwenGradioError, ValueError):
 
 class InvalidMessagesError(QwenGradioError, ValueError):
     """The messages (or prompt) cannot be sent; raised before any request."""
+
+
+class InvalidOptionError(QwenGradioError, ValueError):
+    """An option (an extra input of the Space's chat event, such as a model-size radio) that the
+    Space does not have, or a value it does not allow; raised before any job is sent."""
 
 
 class ModelNotSupportedError(QwenGradioError, ValueError):

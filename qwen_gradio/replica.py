@@ -15,6 +15,7 @@ query that starts with a directive scripts the reply::
     /rewrite              stream "Hello wor▌", then replace it with "Hello world"
     /system               reply the system prompt the app received
     /history              reply the history it received, as JSON pairs [[user, assistant], ...]
+    /options              reply the extra inputs it received (the qwen2.5 variant's model size)
     /long N               N tokens ("t0 t1 ... ")
     /stamp N              N tokens, each "<emit time in ns since the epoch> " (for latency)
     /slow SECONDS TEXT    wait SECONDS before the first token
@@ -58,6 +59,7 @@ class Run:
     query: str
     system: str
     history: list[list[str | None]]
+    options: dict[str, Any] = field(default_factory=dict)  # the variant's extra inputs
     tokens_sent: int = 0
     outcome: str = "running"  # running | completed | error | stopped
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -65,7 +67,7 @@ class Run:
     def as_dict(self) -> dict[str, Any]:
         return {
             name: getattr(self, name)
-            for name in ("index", "query", "system", "history", "tokens_sent", "outcome")
+            for name in ("index", "query", "system", "history", "options", "tokens_sent", "outcome")
         }
 
 
@@ -84,9 +86,15 @@ class RunLog:
             self._changed = asyncio.Condition()
         return self._changed
 
-    def start(self, query: str, system: str, history: list[list[str | None]]) -> Run:
+    def start(
+        self,
+        query: str,
+        system: str,
+        history: list[list[str | None]],
+        options: dict[str, Any] | None = None,
+    ) -> Run:
         with self.started:
-            run = Run(len(self.runs), query, system, history)
+            run = Run(len(self.runs), query, system, history, dict(options or {}))
             self.runs.append(run)
             self.started.notify_all()
         self._released = 0
@@ -143,7 +151,12 @@ class Script:
     error: str | None = None  # raised after the snapshots
 
 
-def script_for(query: str, system: str, history: list[list[str | None]]) -> Script:
+def script_for(
+    query: str,
+    system: str,
+    history: list[list[str | None]],
+    options: dict[str, Any] | None = None,
+) -> Script:
     command, _, arg = query.partition(" ")
 
     def cumulative(tokens: Iterable[str]) -> Iterator[str]:
@@ -162,6 +175,8 @@ def script_for(query: str, system: str, history: list[list[str | None]]) -> Scri
         return Script(["Hello", "Hello wor▌", "Hello world"])
     if command == "/system":
         return Script(cumulative(tokenize(system)))
+    if command == "/options":
+        return Script(cumulative(tokenize(json.dumps(options or {}, sort_keys=True))))
     if command == "/history":
         return Script(cumulative(tokenize(json.dumps(history, ensure_ascii=False))))
     if command == "/long":
@@ -179,8 +194,13 @@ def script_for(query: str, system: str, history: list[list[str | None]]) -> Scri
         count, _, message = arg.partition(" ")
         tokens = [f"w{k} " for k in range(1, int(count) + 1)]
         return Script(cumulative(tokens), error=message or "Something went wrong")
-    reply = f"This is the offline replica of {TITLE}. You said: {query}"
+    title = f"{TITLE} ({options['model_size']})" if options and "model_size" in options else TITLE
+    reply = f"This is the offline replica of {title}. You said: {query}"
     return Script(cumulative(tokenize(reply)))
+
+
+VARIANTS = ("max", "qwen2.5")
+MODEL_SIZES = ("72B", "32B", "14B", "7B")
 
 
 def build_demo(  # type: ignore[no-untyped-def]
@@ -188,9 +208,17 @@ def build_demo(  # type: ignore[no-untyped-def]
     concurrency_limit: int | None = 5,
     max_queue: int | None = None,
     log: RunLog | None = None,
+    variant: str = "max",
 ):
-    """The replica's Blocks app, laid out and wired like the real Space."""
+    """The replica's Blocks app, laid out and wired like the real Space.
+
+    ``variant="qwen2.5"`` is the template as the Qwen2.5 demo uses it: a "Model size" radio as a
+    fourth input of the chat event, which is registered after three other events (fn_index 3).
+    """
     import gradio as gr
+
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
 
     log = log if log is not None else RunLog()
     messages_format = int(gr.__version__.split(".")[0]) >= 6
@@ -204,15 +232,15 @@ def build_demo(  # type: ignore[no-untyped-def]
             ]
         return [*(history or []), [query, reply]]
 
-    async def model_chat(
-        query: str | None, history: Any, system: str
+    async def chat(
+        query: str | None, history: Any, system: str, options: dict[str, Any]
     ) -> AsyncIterator[tuple[str, Any, str]]:
         # An async generator, so that a cancelled job stops at its next await at once (a sync
         # generator blocked in a worker thread cannot be closed by gradio's /cancel).
         query = query or ""
         pairs = history_pairs(history)
-        run = log.start(query, system, pairs)
-        script = script_for(query, system, pairs)
+        run = log.start(query, system, pairs, options)
+        script = script_for(query, system, pairs, options)
         finished = False
         try:
             if script.first_delay:
@@ -237,6 +265,18 @@ def build_demo(  # type: ignore[no-untyped-def]
                 run.outcome = "completed" if finished else "stopped"
             run.ended.set()
 
+    async def model_chat(
+        query: str | None, history: Any, system: str
+    ) -> AsyncIterator[tuple[str, Any, str]]:
+        async for outputs in chat(query, history, system, {}):
+            yield outputs
+
+    async def model_chat_sized(  # the Qwen2.5 demo's: one more input
+        query: str | None, history: Any, system: str, model_size: str
+    ) -> AsyncIterator[tuple[str, Any, str]]:
+        async for outputs in chat(query, history, system, {"model_size": model_size}):
+            yield outputs
+
     def clear_session() -> tuple[str, list[Any]]:
         return "", []
 
@@ -258,17 +298,38 @@ def build_demo(  # type: ignore[no-untyped-def]
             clear_history = gr.Button("🧹 Clear history")
             submit = gr.Button("🚀 Send")
 
-        chat_inputs = [textbox, chatbot, system_state]
         chat_outputs = [textbox, chatbot, system_input]
-        # fn_index 0 (/model_chat), then its Send-button twin, fn_index 1 (/model_chat_1)
-        textbox.submit(model_chat, chat_inputs, chat_outputs, concurrency_limit=concurrency_limit)
-        submit.click(model_chat, chat_inputs, chat_outputs, concurrency_limit=concurrency_limit)
-        clear_history.click(fn=clear_session, inputs=[], outputs=[textbox, chatbot])
-        modify_system.click(
-            fn=modify_system_session,
-            inputs=[system_input],
-            outputs=[system_state, system_input, chatbot],
+        system_events: tuple[tuple[Any, Any, list[Any], list[Any]], ...] = (
+            (clear_history.click, clear_session, [], [textbox, chatbot]),
+            (
+                modify_system.click,
+                modify_system_session,
+                [system_input],
+                [system_state, system_input, chatbot],
+            ),
         )
+        if variant == "max":
+            # fn_index 0 (/model_chat), then its Send-button twin, fn_index 1 (/model_chat_1)
+            chat_inputs = [textbox, chatbot, system_state]
+            for trigger in (textbox.submit, submit.click):
+                trigger(model_chat, chat_inputs, chat_outputs, concurrency_limit=concurrency_limit)
+            for listen, fn, inputs, outputs in system_events:
+                listen(fn=fn, inputs=inputs, outputs=outputs)
+        else:
+            # the other events first, then the chat event at fn_index 3 and its twin
+            model_size = gr.Radio(list(MODEL_SIZES), value=MODEL_SIZES[0], label="Model size")
+            for listen, fn, inputs, outputs in system_events:
+                listen(fn=fn, inputs=inputs, outputs=outputs)
+            model_size.change(fn=clear_session, inputs=[], outputs=[textbox, chatbot])
+            chat_inputs = [textbox, chatbot, system_state, model_size]
+            for trigger in (textbox.submit, submit.click):
+                trigger(
+                    model_chat_sized,
+                    chat_inputs,
+                    chat_outputs,
+                    api_name="model_chat",
+                    concurrency_limit=concurrency_limit,
+                )
     demo.queue(api_open=False, max_size=max_queue)
     demo.replica_log = log
     return demo
@@ -300,7 +361,10 @@ class RequestRecorder:
 
 
 def build_app(  # type: ignore[no-untyped-def]
-    delay: float = 0.005, concurrency_limit: int | None = 5, max_queue: int | None = None
+    delay: float = 0.005,
+    concurrency_limit: int | None = 5,
+    max_queue: int | None = None,
+    variant: str = "max",
 ):
     """A FastAPI app: the replica Space at ``/`` plus the ``/replica/*`` routes for tests."""
     import gradio as gr
@@ -333,7 +397,7 @@ def build_app(  # type: ignore[no-untyped-def]
         await log.release()
         return {"released": True}
 
-    demo = build_demo(delay, concurrency_limit, max_queue, log)
+    demo = build_demo(delay, concurrency_limit, max_queue, log, variant)
     return gr.mount_gradio_app(app, demo, path="")
 
 
@@ -351,6 +415,7 @@ class ReplicaServer:
         delay: float = 0.005,
         concurrency_limit: int | None = 5,
         max_queue: int | None = None,
+        variant: str = "max",
     ) -> None:
         import uvicorn
 
@@ -358,7 +423,7 @@ class ReplicaServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
-        app = build_app(delay, concurrency_limit, max_queue)
+        app = build_app(delay, concurrency_limit, max_queue, variant)
         config = uvicorn.Config(app, log_level="warning", lifespan="on")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -409,10 +474,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="refuse jobs beyond this many waiting (default: no limit)",
     )
+    parser.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="max",
+        help="max: the Qwen2.5-Max demo; qwen2.5: the Qwen2.5 demo's layout (a model-size radio,"
+        " the chat event at fn_index 3)",
+    )
     args = parser.parse_args(argv)
-    server = ReplicaServer(args.host, args.port, args.delay, args.concurrency, args.max_queue)
+    server = ReplicaServer(
+        args.host, args.port, args.delay, args.concurrency, args.max_queue, args.variant
+    )
     server.start()
-    print(f"Replica of Qwen/Qwen2.5-Max-Demo serving at {server.url}", flush=True)
+    space = "Qwen/Qwen2.5-Max-Demo" if args.variant == "max" else "the Qwen2.5 demo"
+    print(f"Replica of {space} serving at {server.url}", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
-"""What one Space is: where it lives, the chat endpoint its config declares, the history format it
-speaks, and how a Conversation goes in and assistant text comes out. No I/O here.
+"""What one Space is: where it lives, the chat endpoint its config declares (with any extra
+inputs, its options), the history format it speaks, and how a Conversation goes in and assistant
+text comes out. No I/O here.
 """
 
 from __future__ import annotations
@@ -7,20 +8,24 @@ from __future__ import annotations
 import enum
 import os
 import re
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidSpaceError
-from .messages import Conversation
+from .errors import InvalidMessagesError, InvalidOptionError, InvalidSpaceError
+from .messages import DEFAULT_SYSTEM, Conversation
 
 __all__ = [
     "DEFAULT_SPACE",
     "SPACE_ENV",
     "ChatEndpoint",
     "ChatFormat",
+    "ChatOption",
     "assistant_text",
     "check_gradio_config",
     "encode_history",
+    "new_session_hash",
     "resolve_space_url",
 ]
 
@@ -52,6 +57,11 @@ def resolve_space_url(space: str | None = None) -> str:
     return f"https://{subdomain}.hf.space/"
 
 
+def new_session_hash() -> str:
+    """A fresh session hash: 8 hex digits of one uuid4 and 4 of another (12 lowercase hex)."""
+    return uuid.uuid4().hex[:8] + uuid.uuid4().hex[:4]
+
+
 def check_gradio_config(url: str, config: Any) -> None:
     """Raise InvalidSpaceError unless ``config`` (what ``url``'s /config answered) is a config of
     gradio 4 or later: the queue protocol qwen_gradio speaks. Checked before anything else is
@@ -81,9 +91,135 @@ class ChatFormat(enum.Enum):
     MESSAGE_PARTS = "message_parts"  # gradio 6: content is [{"type": "text", "text": ...}]
 
 
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+
+
+def _snake(label: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", label.lower()).strip("_")
+
+
+@dataclass(frozen=True)
+class ChatOption:
+    """An extra input of the chat event besides (query, history, system): the Qwen2.5 demo's
+    "Model size" radio, a temperature slider, a checkbox. Read from the Space's config (component
+    type, choices, range, default) and API info (the parameter's name)."""
+
+    name: str  # the API's parameter name, e.g. "model_size"
+    label: str | None  # the component's label, e.g. "Model size"
+    component: str  # radio | dropdown | slider | number | checkbox | textbox | other types
+    position: int  # index among the event's inputs
+    default: Any
+    choices: tuple[tuple[str, Any], ...] | None = None  # (shown, value) pairs, when restricted
+    multiselect: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def matches(self, key: str) -> bool:
+        """True if ``key`` names this option: its parameter name or its label, any case."""
+        key = _snake(key)
+        return key == _snake(self.name) or (self.label is not None and key == _snake(self.label))
+
+    def allowed(self) -> str:
+        """The values it takes, for people: "72B, 32B, 14B, 7B", "0.0 to 2.0", "true or false"."""
+        if self.choices is not None:
+            return ", ".join(str(value) for _, value in self.choices)
+        if self.component == "checkbox":
+            return "true or false"
+        if self.minimum is not None or self.maximum is not None:
+            low = "" if self.minimum is None else f"{self.minimum:g}"
+            high = "" if self.maximum is None else f"{self.maximum:g}"
+            return f"{low} to {high}".strip()
+        if self.component in ("slider", "number"):
+            return "a number"
+        return "any text" if self.component == "textbox" else "any value"
+
+    def describe(self) -> str:
+        """One line: "model_size (radio "Model size"): 72B, 32B, 14B, 7B; default 72B"."""
+        label = f' "{self.label}"' if self.label else ""
+        return f"{self.name} ({self.component}{label}): {self.allowed()}; default {self.default!r}"
+
+    def check(self, value: Any) -> Any:
+        """``value`` as the Space takes it; strings are read as the component's type ("0.7",
+        "true"), a choice may be given by its shown name. Raises InvalidOptionError."""
+        if self.choices is not None:
+            by_name = {str(shown): v for shown, v in self.choices}
+            values = [v for _, v in self.choices]
+
+            def one(item: Any) -> Any:
+                if item in values:
+                    return item
+                if str(item) in by_name:
+                    return by_name[str(item)]
+                raise self._refuse(item)
+
+            if self.multiselect:
+                items = [value] if isinstance(value, str) else value
+                if not isinstance(items, (list, tuple)):
+                    raise self._refuse(value)
+                return [one(item) for item in items]
+            return one(value)
+        if self.component == "checkbox":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+                return value.lower() in _TRUE
+            raise self._refuse(value)
+        if self.component in ("slider", "number"):
+            number = value
+            if isinstance(value, str):
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise self._refuse(value) from None
+                if number.is_integer() and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+                    number = int(number)
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise self._refuse(value)
+            if (self.minimum is not None and number < self.minimum) or (
+                self.maximum is not None and number > self.maximum
+            ):
+                raise self._refuse(value)
+            return number
+        if self.component == "textbox" and not isinstance(value, str):
+            raise self._refuse(value)
+        return value
+
+    def _refuse(self, value: Any) -> InvalidOptionError:
+        return InvalidOptionError(
+            f"{value!r} is not a value of the Space's option {self.name!r}"
+            f" ({self.component}); allowed: {self.allowed()}"
+        )
+
+    @classmethod
+    def from_component(cls, component: dict[str, Any], position: int, name: str) -> ChatOption:
+        props = component.get("props") or {}
+        kind = str(component.get("type"))
+        choices: tuple[tuple[str, Any], ...] | None = None
+        raw = props.get("choices")
+        restricted = kind == "radio" or (kind == "dropdown" and not props.get("allow_custom_value"))
+        if restricted and isinstance(raw, list):
+            choices = tuple(
+                (str(c[0]), c[1]) if isinstance(c, (list, tuple)) and len(c) == 2 else (str(c), c)
+                for c in raw
+            )
+        label = props.get("label")
+        return cls(
+            name=name,
+            label=str(label) if label else None,
+            component=kind,
+            position=position,
+            default=props.get("value"),
+            choices=choices,
+            multiselect=bool(props.get("multiselect")),
+            minimum=props.get("minimum"),
+            maximum=props.get("maximum"),
+        )
+
+
 @dataclass(frozen=True)
 class ChatEndpoint:
-    """The Space's chat event, as its config declares it."""
+    """The Space's chat event, as its config and API info declare it."""
 
     fn_index: int
     trigger_id: int | None
@@ -92,33 +228,74 @@ class ChatEndpoint:
     gradio_version: str
     protocol: str
     api_prefix: str  # e.g. "gradio_api/" (no leading slash, trailing slash)
+    api_name: str | None = CHAT_API_NAME
+    input_count: int = 3
+    output_count: int = 3
+    query_input: int = 0
+    history_input: int = 1
+    system_input: int | None = 2
+    options: tuple[ChatOption, ...] = ()
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> ChatEndpoint:
-        """Find the chat event (``/model_chat``) and read its layout from a Space's config.
+    def from_config(
+        cls, config: dict[str, Any], info: dict[str, Any] | None = None
+    ) -> ChatEndpoint:
+        """Find the chat event in a Space's config and read its layout.
 
-        Raises ValueError when the config has no such event, or its inputs are not
-        (text, Chatbot, text).
+        The chat event is the one named ``/model_chat``, else the first event that takes a text
+        box and a Chatbot and returns that Chatbot. Its first text box before the Chatbot is the
+        query, the next text box the system prompt (a Space may have none); every other input
+        is an option (``ChatOption``), named as the API info names it. Raises ValueError when
+        the Space has no such event.
         """
         components = {c["id"]: c for c in config.get("components", [])}
-        for index, dep in enumerate(config.get("dependencies", [])):
-            if dep.get("api_name") == CHAT_API_NAME:
-                fn_index = dep.get("id", index)
-                break
-        else:
-            raise ValueError(f"the Space has no /{CHAT_API_NAME} endpoint")
-        kinds = [components.get(i, {}).get("type") for i in dep["inputs"]]
-        if kinds != ["textbox", "chatbot", "textbox"]:
-            raise ValueError(
-                f"/{CHAT_API_NAME} takes {kinds}, not (query, Chatbot history, system) as"
-                " the Qwen demo template does"
+
+        def kinds(dep: dict[str, Any]) -> list[Any]:
+            return [components.get(i, {}).get("type") for i in dep.get("inputs", [])]
+
+        def is_chat(dep: dict[str, Any]) -> bool:
+            chatbots = [i for i in dep.get("inputs", []) if _type(components, i) == "chatbot"]
+            return (
+                len(chatbots) == 1
+                and chatbots[0] in dep.get("outputs", [])
+                and "textbox" in kinds(dep)
             )
-        chatbot_id = dep["inputs"][1]
-        if chatbot_id not in dep["outputs"]:
-            raise ValueError(f"/{CHAT_API_NAME} does not return its Chatbot")
+
+        deps = [(dep.get("id", index), dep) for index, dep in enumerate(config["dependencies"])]
+        named = [(i, d) for i, d in deps if d.get("api_name") == CHAT_API_NAME]
+        candidates = named or [(i, d) for i, d in deps if is_chat(d)]
+        if not candidates:
+            raise ValueError(
+                f"the Space has no /{CHAT_API_NAME} endpoint, nor any event that takes a text box"
+                " and a Chatbot and returns the Chatbot"
+            )
+        fn_index, dep = candidates[0]
+        if not is_chat(dep):
+            raise ValueError(
+                f"/{CHAT_API_NAME} takes {kinds(dep)}, not a query text box and a Chatbot"
+                " history as the Qwen demo template does"
+            )
+        inputs: list[int] = list(dep["inputs"])
+        history_input = next(k for k, i in enumerate(inputs) if _type(components, i) == "chatbot")
+        texts = [k for k, i in enumerate(inputs) if _type(components, i) == "textbox"]
+        query_input = next((k for k in texts if k < history_input), texts[0])
+        system_input = next((k for k in texts if k > query_input), None)
+        names = _parameter_names(info, dep.get("api_name"), len(inputs))
+        options = tuple(
+            ChatOption.from_component(
+                components.get(i, {}),
+                k,
+                names[k]
+                or _snake(str((components.get(i, {}).get("props") or {}).get("label") or ""))
+                or f"input_{k}",
+            )
+            for k, i in enumerate(inputs)
+            if k not in (query_input, history_input, system_input)
+        )
+        chatbot_id = inputs[history_input]
         version = str(config.get("version", "0"))
         major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
-        chatbot_type = components[chatbot_id].get("props", {}).get("type")
+        chatbot_type = (components[chatbot_id].get("props") or {}).get("type")
         if major >= 6:
             chat_format = ChatFormat.MESSAGE_PARTS
         elif chatbot_type == "messages":
@@ -136,15 +313,63 @@ class ChatEndpoint:
             gradio_version=version,
             protocol=str(config.get("protocol", "")),
             api_prefix=prefix + "/" if prefix else "",
+            api_name=dep.get("api_name"),
+            input_count=len(inputs),
+            output_count=len(dep["outputs"]),
+            query_input=query_input,
+            history_input=history_input,
+            system_input=system_input,
+            options=options,
         )
 
-    def inputs(self, conversation: Conversation) -> list[Any]:
-        """The event's input values: query, history in the Space's format, system."""
-        return [
-            conversation.query,
-            encode_history(conversation.history, self.chat_format),
-            conversation.system,
-        ]
+    def option_values(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every option's value, by name: those given (by name or label, checked), else the
+        Space's defaults. Raises InvalidOptionError for an unknown option or a wrong value."""
+        values = {option.name: option.default for option in self.options}
+        for key, value in (options or {}).items():
+            option = next((o for o in self.options if o.matches(str(key))), None)
+            if option is None:
+                have = "; ".join(o.describe() for o in self.options) or "none"
+                raise InvalidOptionError(
+                    f"the Space's chat has no option {key!r}; its options: {have}"
+                )
+            values[option.name] = option.check(value)
+        return values
+
+    def inputs(
+        self, conversation: Conversation, options: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """The event's input values: query, history in the Space's format, system, options.
+
+        Raises InvalidOptionError for a wrong option, InvalidMessagesError for a system prompt
+        given to a Space that takes none."""
+        values: list[Any] = [None] * self.input_count
+        values[self.query_input] = conversation.query
+        values[self.history_input] = encode_history(conversation.history, self.chat_format)
+        if self.system_input is not None:
+            values[self.system_input] = conversation.system
+        elif conversation.system != DEFAULT_SYSTEM:
+            raise InvalidMessagesError("this Space's chat takes no system prompt")
+        chosen = self.option_values(options)
+        for option in self.options:
+            values[option.position] = chosen[option.name]
+        return values
+
+
+def _type(components: dict[Any, dict[str, Any]], component_id: Any) -> Any:
+    return components.get(component_id, {}).get("type")
+
+
+def _parameter_names(info: dict[str, Any] | None, api_name: Any, count: int) -> list[str | None]:
+    """The event's parameter names from the Space's API info, when it lists one per input."""
+    parameters = ((info or {}).get("named_endpoints") or {}).get(f"/{api_name}", {})
+    parameters = parameters.get("parameters") if isinstance(parameters, dict) else None
+    if not isinstance(parameters, list) or len(parameters) != count:
+        return [None] * count
+    return [
+        str(p["parameter_name"]) if isinstance(p, dict) and p.get("parameter_name") else None
+        for p in parameters
+    ]
 
 
 def encode_history(

@@ -6,7 +6,9 @@ the whole text so far) and, last, ``ReplyCompleted``. ``ReplyState.feed(message)
 for one decoded message (``estimation``, ``process_starts``, ``process_generating``,
 ``process_completed``, ...) and returns the text it adds. The sync and async streams both drive one
 ``ReplyState`` each; nothing here touches the network. Whatever the Space sends that its protocol
-does not allow (malformed JSON, an impossible diff) raises SpaceProtocolError.
+does not allow (malformed JSON, an impossible diff) raises SpaceProtocolError. Both transports
+feed it: the direct one line by line (``feed_line``), the gradio_client one with messages made from
+the Job's updates (``feed_message`` on a ``ReplyState(diffs=False)``, whose outputs come whole).
 
 Each ``process_generating`` step carries the whole Chatbot history, first in full and then as
 diffs; the state applies them in place and compares the assistant's text with what it had:
@@ -191,8 +193,9 @@ def _common_prefix_length(a: str, b: str) -> int:
 class ReplyState:
     """One reply's progress: the Space's latest output, the assistant text, the queue status."""
 
-    def __init__(self, chatbot_output: int) -> None:
+    def __init__(self, chatbot_output: int, *, diffs: bool = True) -> None:
         self.chatbot_output = chatbot_output
+        self.diffs = diffs  # False: every process_generating carries the whole output
         self.text = ""
         self.rewrites = 0
         self.status: QueueStatus | None = None
@@ -209,6 +212,10 @@ class ReplyState:
             raise
         if message is None:
             return []
+        return self.feed_message(message)
+
+    def feed_message(self, message: dict[str, Any]) -> list[StreamEvent]:
+        """Take one decoded queue message; return the events it brings, in order."""
         if message.get("msg") == "close_stream":
             self.ended = True
             return []
@@ -244,7 +251,7 @@ class ReplyState:
         kind = message.get("msg")
         if kind == "process_generating":
             data = (message.get("output") or {}).get("data") or []
-            if self._outputs is None:
+            if self._outputs is None or not self.diffs:
                 self._outputs = list(data)
             else:
                 for index, diff in enumerate(data):
