@@ -12,6 +12,7 @@ from .client import AsyncEvents, AsyncStream, QwenClient, Stream, Timeouts
 from .errors import (
     IncompatibleGradioClientError,
     InvalidMessagesError,
+    InvalidOptionError,
     InvalidSpaceError,
     ModelNotSupportedError,
     QueueFullError,
@@ -31,7 +32,7 @@ from .provider import (
     Qwen_Qwen_2_5_Max,
     generate_session_hash,
 )
-from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
+from .space import DEFAULT_SPACE, ChatFormat, ChatOption, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
 
 __all__ = [
@@ -42,9 +43,11 @@ __all__ = [
     "AsyncResult",
     "AsyncStream",
     "ChatFormat",
+    "ChatOption",
     "Conversation",
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
+    "InvalidOptionError",
     "InvalidSpaceError",
     "ModelNotSupportedError",
     "ProviderModelMixin",

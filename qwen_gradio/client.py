@@ -558,7 +558,11 @@ class _Job:
         last_text: float | None = None
         try:
             if conn.transport == "gradio_client":
-                state = self.state = ReplyState(conn.endpoint.chatbot_output, diffs=False)
+                state = self.state = ReplyState(
+                    conn.endpoint.chatbot_output,
+                    diffs=False,
+                    quoted_errors=conn.endpoint.gradio_major == 4,
+                )
                 items: asyncio.Queue[object] = asyncio.Queue()
                 join: asyncio.Future[str] = loop.create_future()
                 self.submitted = (conn, join)
@@ -583,7 +587,9 @@ class _Job:
                         yield event
             else:
                 http = await self.pool(conn)
-                state = self.state = ReplyState(conn.endpoint.chatbot_output)
+                state = self.state = ReplyState(
+                    conn.endpoint.chatbot_output, quoted_errors=conn.endpoint.gradio_major == 4
+                )
                 join = asyncio.ensure_future(
                     join_queue(
                         http, conn, inputs, self.session_hash, httpx.Timeout(self.timeouts.connect)

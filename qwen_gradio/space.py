@@ -322,6 +322,12 @@ class ChatEndpoint:
             options=options,
         )
 
+    @property
+    def gradio_major(self) -> int:
+        """The major version of the Space's gradio (0 if unknown)."""
+        major = self.gradio_version.split(".")[0]
+        return int(major) if major.isdigit() else 0
+
     def option_values(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every option's value, by name: those given (by name or label, checked), else the
         Space's defaults. Raises InvalidOptionError for an unknown option or a wrong value."""

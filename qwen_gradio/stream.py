@@ -22,6 +22,7 @@ diffs; the state applies them in place and compares the assistant's text with wh
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass
@@ -181,6 +182,17 @@ def error_for_message(message: str | None, partial_text: str = "") -> SpaceError
     return SpaceError(message, partial_text=partial_text)
 
 
+def _unquoted(message: Any) -> Any:
+    """``'boom'`` -> ``boom``: gradio 4 reports ``gr.Error("boom")`` as ``repr("boom")``."""
+    if isinstance(message, str) and len(message) >= 2 and message[0] == message[-1] in "'\"":
+        try:
+            value = ast.literal_eval(message)
+        except (ValueError, SyntaxError):
+            return message
+        return value if isinstance(value, str) else message
+    return message
+
+
 def _common_prefix_length(a: str, b: str) -> int:
     length = 0
     for x, y in zip(a, b, strict=False):
@@ -193,9 +205,12 @@ def _common_prefix_length(a: str, b: str) -> int:
 class ReplyState:
     """One reply's progress: the Space's latest output, the assistant text, the queue status."""
 
-    def __init__(self, chatbot_output: int, *, diffs: bool = True) -> None:
+    def __init__(
+        self, chatbot_output: int, *, diffs: bool = True, quoted_errors: bool = False
+    ) -> None:
         self.chatbot_output = chatbot_output
         self.diffs = diffs  # False: every process_generating carries the whole output
+        self.quoted_errors = quoted_errors  # gradio 4 sends an app error's message as its repr()
         self.text = ""
         self.rewrites = 0
         self.status: QueueStatus | None = None
@@ -261,7 +276,10 @@ class ReplyState:
         if kind == "process_completed":
             output = message.get("output") or {}
             if not message.get("success", True):
-                raise error_for_message(output.get("error"), self.text)
+                error = output.get("error")
+                if self.quoted_errors:
+                    error = _unquoted(error)
+                raise error_for_message(error, self.text)
             if "data" in output:
                 self._outputs = list(output["data"])
             self.completed = True

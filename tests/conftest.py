@@ -1,10 +1,12 @@
 """Fixtures: the replica Space served by a real Gradio server on a free loopback port.
 
 The replica runs in a subprocess, so the client's threads are all this process has. It runs under
-the current gradio (this environment) and under the Space's own gradio 5.x, from the interpreter
-named by ``QWEN_GRADIO_G5_PYTHON``, else ``.venv-gradio5`` (``tests/gradio5-venv.sh`` builds it).
-Without one the gradio-5 cases are skipped, unless ``QWEN_GRADIO_REQUIRE_G5=1`` makes that an
-error (as in CI).
+the current gradio (this environment), under the Space's own gradio 5.x, from the interpreter
+named by ``QWEN_GRADIO_G5_PYTHON``, else ``.venv-gradio5`` (``tests/gradio5-venv.sh`` builds it),
+and under gradio 4.44 from ``QWEN_GRADIO_G4_PYTHON``, else ``.venv-gradio4``
+(``tests/gradio4-venv.sh``). Without one those cases are skipped, unless
+``QWEN_GRADIO_REQUIRE_G5=1``/``QWEN_GRADIO_REQUIRE_G4=1`` makes that an error (as in CI).
+Replicas are started once per session and shared by the fixtures that ask for the same one.
 """
 
 from __future__ import annotations
@@ -23,7 +25,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 G5_PYTHON_ENV = "QWEN_GRADIO_G5_PYTHON"
+G4_PYTHON_ENV = "QWEN_GRADIO_G4_PYTHON"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+# generation -> (interpreter variable, local venv, "require" variable, the script that builds it)
+OLD_GENERATIONS = {
+    "gradio5": (G5_PYTHON_ENV, ".venv-gradio5", "QWEN_GRADIO_REQUIRE_G5", "gradio5-venv.sh"),
+    "gradio4": (G4_PYTHON_ENV, ".venv-gradio4", "QWEN_GRADIO_REQUIRE_G4", "gradio4-venv.sh"),
+}
 
 
 @dataclass
@@ -31,7 +39,7 @@ class Replica:
     """A running replica and its ``/replica/*`` side API."""
 
     url: str
-    generation: str  # "gradio6" | "gradio5"
+    generation: str  # "gradio6" | "gradio5" | "gradio4"
     gradio_version: str
     process: subprocess.Popen[str] | None = None  # None: served in this process
 
@@ -60,12 +68,15 @@ class Replica:
         httpx.post(f"{self.url}/replica/release", timeout=10).raise_for_status()
 
 
-def start_replica(python: str, generation: str, delay: float = 0.005, port: int = 0) -> Replica:
+def start_replica(
+    python: str, generation: str, delay: float = 0.005, port: int = 0, variant: str = "max"
+) -> Replica:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / f"replica-{generation}.log", "w")  # noqa: SIM115 - lives with the process
+    log = open(ARTIFACTS / f"replica-{generation}-{variant}.log", "w")  # noqa: SIM115 - lives with the process
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+    command = [python, "-m", "qwen_gradio.replica", "--port", str(port), "--delay", str(delay)]
     process = subprocess.Popen(
-        [python, "-m", "qwen_gradio.replica", "--port", str(port), "--delay", str(delay)],
+        [*command, "--variant", variant],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -82,31 +93,69 @@ def start_replica(python: str, generation: str, delay: float = 0.005, port: int 
     return Replica(url, generation, version, process)
 
 
-def _g5_python() -> str | None:
-    python = os.environ.get(G5_PYTHON_ENV)
+def generation_python(generation: str) -> str | None:
+    """The interpreter whose gradio is ``generation`` ("gradio6": this one), or None."""
+    if generation not in OLD_GENERATIONS:
+        return sys.executable
+    variable, venv, require, script = OLD_GENERATIONS[generation]
+    python = os.environ.get(variable)
     if python:
         return python
-    local = ROOT / ".venv-gradio5" / "bin" / "python"  # made by tests/gradio5-venv.sh
+    local = ROOT / venv / "bin" / "python"  # made by tests/<script>
     if local.exists():
         return str(local)
-    if os.environ.get("QWEN_GRADIO_REQUIRE_G5") == "1":
-        pytest.fail(f"{G5_PYTHON_ENV} is not set but QWEN_GRADIO_REQUIRE_G5=1")
+    if os.environ.get(require) == "1":
+        pytest.fail(f"{variable} is not set but {require}=1 (tests/{script} builds it)")
     return None
 
 
-@pytest.fixture(scope="session", params=["gradio6", "gradio5"])
-def replica(request: pytest.FixtureRequest) -> Iterator[Replica]:
-    """The replica under each gradio generation."""
-    if request.param == "gradio5":
-        python = _g5_python()
+def _g5_python() -> str | None:
+    return generation_python("gradio5")
+
+
+_REPLICAS: dict[tuple[str, str], Replica] = {}
+
+
+def shared_replica(generation: str, variant: str = "max") -> Replica:
+    """The replica under ``generation`` (one per session and variant), or skip without one."""
+    key = (generation, variant)
+    if key not in _REPLICAS:
+        python = generation_python(generation)
         if python is None:
-            pytest.skip(f"set {G5_PYTHON_ENV} to a Python with gradio 5.x to run these")
-    else:
-        python = sys.executable
-    server = start_replica(python, request.param)
-    yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
+            variable = OLD_GENERATIONS[generation][0]
+            pytest.skip(f"set {variable} to a Python with {generation} to run these")
+        _REPLICAS[key] = start_replica(python, generation, variant=variant)
+    return _REPLICAS[key]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_replicas() -> Iterator[None]:
+    yield
+    for server in _REPLICAS.values():
+        assert server.process is not None
+        server.process.terminate()
+    for server in _REPLICAS.values():
+        assert server.process is not None
+        server.process.wait(timeout=10)
+    _REPLICAS.clear()
+
+
+@pytest.fixture(scope="session", params=["gradio6", "gradio5"])
+def replica(request: pytest.FixtureRequest) -> Replica:
+    """The replica under each gradio generation."""
+    return shared_replica(request.param)
+
+
+@pytest.fixture(scope="session", params=["gradio6", "gradio5", "gradio4"])
+def replica_any(request: pytest.FixtureRequest) -> Replica:
+    """The replica under gradio 6, 5 and 4.44."""
+    return shared_replica(request.param)
+
+
+@pytest.fixture(scope="session", params=["gradio6", "gradio5"])
+def sized_replica(request: pytest.FixtureRequest) -> Replica:
+    """The Qwen2.5 demo's layout (a model-size radio, the chat event at fn_index 3)."""
+    return shared_replica(request.param, "qwen2.5")
 
 
 @pytest.fixture(scope="session")

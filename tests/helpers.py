@@ -132,7 +132,7 @@ class FrontEnd(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "stall" | "cut"
+Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "stall" | "cut" | "rewrite"
 
 
 class _FaultHandler(socketserver.BaseRequestHandler):
@@ -172,6 +172,18 @@ class _FaultHandler(socketserver.BaseRequestHandler):
         sent = 0
         try:
             upstream.sendall(outgoing + b"\r\n\r\n" + body)
+            if action == "rewrite":  # the whole response, its body rewritten
+                response = b""
+                while data := upstream.recv(65536):
+                    response += data
+                head, _, content = response.partition(b"\r\n\r\n")
+                content = self.server.rewrite(path, content)
+                lines = [
+                    h for h in head.split(b"\r\n") if not h.lower().startswith(b"content-length")
+                ]
+                lines.append(b"content-length: %d" % len(content))
+                client.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + content)
+                return
             while data := upstream.recv(65536):
                 if budget is not None and sent + len(data) >= budget:
                     client.sendall(data[: budget - sent])
@@ -190,14 +202,22 @@ class _FaultHandler(socketserver.BaseRequestHandler):
 
 class FaultyFrontEnd(socketserver.ThreadingTCPServer):
     """A front end on loopback before a real Space: each request is forwarded, taken and never
-    answered ("stall": a stuck load balancer), or forwarded and cut after ``cut_after`` bytes of
-    its response ("cut": a dropped connection), as ``rule(method, path)`` says."""
+    answered ("stall": a stuck load balancer), forwarded and cut after ``cut_after`` bytes of
+    its response ("cut": a dropped connection), or forwarded with its response body passed through
+    ``rewrite(path, body)`` ("rewrite"), as ``rule(method, path)`` says."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream_url: str, rule: Rule, cut_after: int = 4096) -> None:
+    def __init__(
+        self,
+        upstream_url: str,
+        rule: Rule,
+        cut_after: int = 4096,
+        rewrite: Callable[[str, bytes], bytes] | None = None,
+    ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
+        self.rewrite = rewrite or (lambda path, body: body)
         parts = urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rule = rule

@@ -1,7 +1,8 @@
-"""Record the cassettes: ``python tests/record.py [--generation gradio5|gradio6|all]``.
+"""Record the cassettes: ``python tests/record.py [--generation gradio4|gradio5|gradio6|all]``.
 
 Starts the replica under each gradio generation (the current one from this environment, 5.13.1
-from ``QWEN_GRADIO_G5_PYTHON`` or ``.venv-gradio5``) and runs ``tests/test_cassettes.py`` in
+from ``QWEN_GRADIO_G5_PYTHON`` or ``.venv-gradio5``, 4.44.1 from ``QWEN_GRADIO_G4_PYTHON`` or
+``.venv-gradio4``) and runs ``tests/test_cassettes.py`` in
 record mode against it, rewriting ``cassettes/<generation>/``.
 
 ``--live`` records from the real Space instead (needs internet), into ``cassettes/live/``; only
@@ -21,7 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import _g5_python, start_replica  # noqa: E402
+from tests.conftest import OLD_GENERATIONS, generation_python, start_replica  # noqa: E402
+
+GENERATIONS = ["gradio4", "gradio5", "gradio6"]
 
 
 def record(generation: str, url: str, cassettes: Path) -> int:
@@ -52,7 +55,7 @@ def record(generation: str, url: str, cassettes: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--generation", choices=["gradio5", "gradio6", "all"], default="all")
+    parser.add_argument("--generation", choices=[*GENERATIONS, "all"], default="all")
     parser.add_argument("--live", action="store_true", help="record from the real Space")
     parser.add_argument("--space", default=None, help="with --live: the Space (id or URL)")
     parser.add_argument("--cassettes", type=Path, default=ROOT / "cassettes")
@@ -61,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_gradio import resolve_space_url
 
         return record("live", resolve_space_url(args.space), args.cassettes)
-    generations = ["gradio5", "gradio6"] if args.generation == "all" else [args.generation]
+    generations = GENERATIONS if args.generation == "all" else [args.generation]
     status = 0
     for generation in generations:
-        python = sys.executable if generation == "gradio6" else _g5_python()
+        python = generation_python(generation)
         if python is None:
-            print("gradio5: no gradio 5 interpreter; run tests/gradio5-venv.sh", file=sys.stderr)
+            script = OLD_GENERATIONS[generation][3]
+            print(f"{generation}: no interpreter; run tests/{script}", file=sys.stderr)
             return 2
         replica = start_replica(python, f"record-{generation}")
         try:
