@@ -1,4 +1,4 @@
-"""Replayed from cassettes recorded from the replica (gradio 5.x and 6) — no server, no network.
+"""Replayed from cassettes recorded from the replica (gradio 4.44, 5.x and 6) — no server, no network.
 
 Re-record with ``python tests/record.py`` (the replica, both generations) or
 ``python tests/record.py --live`` (the real Space, for someone online): see the README.
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.vcr, pytest.mark.block_network]
 
 # "live": cassettes recorded from the real Space with ``record.py --live`` (when there are some).
 RECORDING_LIVE = os.environ.get(RECORD_GENERATION_ENV) == "live"
-GENERATIONS = ["gradio5", "gradio6"] + (
+GENERATIONS = ["gradio4", "gradio5", "gradio6"] + (
     ["live"] if RECORDING_LIVE or (CASSETTES / "live").is_dir() else []
 )
 REPLY = "This is the offline replica of Qwen2.5-Max. You said: What is the capital of France?"
