@@ -1,6 +1,6 @@
-"""Replayed from cassettes recorded from the replica (gradio 4.44, 5.x and 6) — no server, no network.
+"""Replayed from cassettes recorded from the replica (gradio 4.44, 5.x, 6): no server, no network.
 
-Re-record with ``python tests/record.py`` (the replica, both generations) or
+Re-record with ``python tests/record.py`` (the replica, every generation) or
 ``python tests/record.py --live`` (the real Space, for someone online): see the README.
 """
 
