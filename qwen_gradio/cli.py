@@ -1,4 +1,4 @@
-"""The ``qwen-gradio`` command line (click): chat, serve, ui, replica."""
+"""The ``qwen-gradio`` command line (click): chat, info, serve, ui, replica."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from ._version import __version__
 from .client import QwenClient, Stream
 from .errors import (
     InvalidMessagesError,
+    InvalidOptionError,
     QueueFullError,
     QwenGradioError,
     RateLimitedError,
@@ -26,8 +27,12 @@ from .space import DEFAULT_SPACE, SPACE_ENV
 from .stream import QueueStatus, TextDelta
 
 # Exit codes, most specific error first (checked in this order).
-EXIT_CODES: list[tuple[type[BaseException], int, str]] = [
-    (InvalidMessagesError, 2, "bad input (an empty prompt)"),
+EXIT_CODES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str]] = [
+    (
+        (InvalidMessagesError, InvalidOptionError),
+        2,
+        "bad input (an empty prompt, a wrong --option)",
+    ),
     (SpaceUnavailableError, 3, "the Space cannot be reached, or is sleeping, paused or building"),
     (SpaceError, 4, "the Space's app failed; its own message is shown"),
     (QueueFullError, 5, "the Space's queue is full"),
@@ -48,6 +53,39 @@ hf_token_option = click.option(
 )
 proxy_option = click.option(
     "--proxy", default=None, help="http(s) proxy URL for every request to the Space."
+)
+
+
+def parse_options(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``-o model_size=32B -o temperature=0.7`` -> {"model_size": "32B", "temperature": "0.7"}
+    (the values are read as the Space's option types when checked)."""
+    options: dict[str, str] = {}
+    for value in values:
+        name, sep, setting = value.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{value!r} is not NAME=VALUE", ctx, param)
+        options[name.strip()] = setting
+    return options
+
+
+option_option = click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    callback=parse_options,
+    metavar="NAME=VALUE",
+    help="Set one of the Space's extra chat inputs (see 'qwen-gradio info'), e.g."
+    " -o model_size=32B; repeatable.",
+)
+transport_option = click.option(
+    "--transport",
+    type=click.Choice(["auto", "direct", "gradio_client"]),
+    default="auto",
+    show_default=True,
+    help="How jobs reach the Space: qwen_gradio's own protocol code, or gradio_client's Job.",
 )
 
 
@@ -258,6 +296,8 @@ def repl(client: QwenClient, system: str | None) -> int:
     is_flag=True,
     help="Write JSON lines: each delta, then the whole text and timing.",
 )
+@option_option
+@transport_option
 def chat(
     prompt: str | None,
     system: str | None,
@@ -266,6 +306,8 @@ def chat(
     proxy: str | None,
     timeout: float | None,
     as_json: bool,
+    options: dict[str, str],
+    transport: str,
 ) -> None:
     """Send PROMPT and stream the reply to stdout.
 
@@ -275,25 +317,94 @@ def chat(
     stdin = sys.stdin
     if prompt is None or prompt == "-":
         if prompt is None and stdin.isatty() and not as_json:
-            with make_client(space, hf_token, proxy, timeout) as client:
+            with make_client(space, hf_token, proxy, timeout, options, transport) as client:
                 sys.exit(repl(client, system))
         prompt = stdin.read()
-    with make_client(space, hf_token, proxy, timeout) as client:
+    with make_client(space, hf_token, proxy, timeout, options, transport) as client:
         try:
             code = one_shot(client, prompt, system, as_json)
-        except InvalidMessagesError as error:
+        except (InvalidMessagesError, InvalidOptionError) as error:
             click.echo(error_line(error), err=True)
             code = exit_code(error)
     sys.exit(code)
 
 
 def make_client(
-    space: str | None, hf_token: str | None, proxy: str | None, timeout: float | None
+    space: str | None,
+    hf_token: str | None,
+    proxy: str | None,
+    timeout: float | None,
+    options: dict[str, str] | None = None,
+    transport: str = "auto",
 ) -> QwenClient:
     try:
-        return QwenClient(space, hf_token=hf_token, proxy=proxy, timeout=timeout)
+        return QwenClient(
+            space,
+            hf_token=hf_token,
+            proxy=proxy,
+            timeout=timeout,
+            options=options,
+            transport=transport,
+        )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+# -- info ------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--space", default=None, help=SPACE_HELP + ".")
+@hf_token_option
+@proxy_option
+@transport_option
+@click.option("--json", "as_json", is_flag=True, help="Write one JSON object.")
+def info(
+    space: str | None, hf_token: str | None, proxy: str | None, transport: str, as_json: bool
+) -> None:
+    """Show what the Space is: its gradio, protocol, chat event and the options it takes."""
+    with make_client(space, hf_token, proxy, None, None, transport) as client:
+        try:
+            conn = client.connect()
+        except QwenGradioError as error:
+            click.echo(error_line(error), err=True)
+            sys.exit(exit_code(error))
+    endpoint = conn.endpoint
+    options = [
+        {
+            "name": o.name,
+            "label": o.label,
+            "component": o.component,
+            "choices": None if o.choices is None else [value for _, value in o.choices],
+            "minimum": o.minimum,
+            "maximum": o.maximum,
+            "default": o.default,
+        }
+        for o in endpoint.options
+    ]
+    facts = {
+        "space": conn.url,
+        "gradio": endpoint.gradio_version,
+        "protocol": endpoint.protocol,
+        "transport": conn.transport,
+        "chat_event": {"fn_index": endpoint.fn_index, "api_name": endpoint.api_name},
+        "history_format": endpoint.chat_format.value,
+        "system_prompt": endpoint.system_input is not None,
+        "options": options,
+    }
+    if as_json:
+        click.echo(json.dumps(facts, ensure_ascii=False))
+        return
+    click.echo(f"Space:      {conn.url}")
+    click.echo(f"gradio:     {endpoint.gradio_version} (protocol {endpoint.protocol})")
+    click.echo(f"transport:  {conn.transport}")
+    click.echo(f"chat event: fn_index {endpoint.fn_index} (/{endpoint.api_name})")
+    click.echo(f"history:    {endpoint.chat_format.value}")
+    click.echo(f"system:     {'yes' if endpoint.system_input is not None else 'no'}")
+    if not endpoint.options:
+        click.echo("options:    none")
+    for k, option in enumerate(endpoint.options):
+        click.echo(("options:    " if k == 0 else " " * 12) + option.describe())
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -322,6 +433,8 @@ def make_client(
     help="Seconds a streamed request may wait in the Space's queue before its headers go out,"
     " and between the comment lines that keep it alive.",
 )
+@option_option
+@transport_option
 def serve(
     space: str | None,
     host: str,
@@ -331,6 +444,8 @@ def serve(
     proxy: str | None,
     timeout: float | None,
     keepalive: float,
+    options: dict[str, str],
+    transport: str,
 ) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
@@ -349,6 +464,8 @@ def serve(
             proxy=proxy,
             timeout=timeout,
             keepalive=keepalive,
+            options=options,
+            transport=transport,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None

@@ -43,7 +43,15 @@ from .messages import Prompt
 from .provider import Qwen_Qwen_2_5_Max as Standalone
 from .space import SPACE_ENV, resolve_space_url
 
-__all__ = ["G4F_ERRORS", "Qwen_Qwen_2_5_Max", "Reply", "as_g4f_error", "main", "register"]
+__all__ = [
+    "G4F_ERRORS",
+    "Qwen_Qwen_2_5_Max",
+    "Reply",
+    "as_g4f_error",
+    "gpt4free_provider",
+    "main",
+    "register",
+]
 
 #: Each qwen_gradio error and the gpt4free error it is raised as too (most specific first).
 G4F_ERRORS: dict[type[errors.QwenGradioError], type[Exception]] = {
@@ -84,10 +92,12 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
     """Qwen2.5-Max through the Space ``Qwen/Qwen2.5-Max-Demo``, as a gpt4free provider.
 
     Takes the standalone provider's keyword arguments: ``space=``, ``hf_token=``, ``timeout=``,
-    ``history="flatten"``, ``proxy=``. gpt4free's own extras (``max_tokens``, ``stop``,
-    ``api_key``, ``conversation``, ...) are handled by gpt4free or ignored.
+    ``history="flatten"``, ``options=``, ``transport=``, ``proxy=``. gpt4free's own extras
+    (``max_tokens``, ``stop``, ``api_key``, ``conversation``, ...) are handled by gpt4free or
+    ignored. ``gpt4free_provider()`` makes one for another standalone provider class.
     """
 
+    standalone: ClassVar[type[Standalone]] = Standalone  # the provider every call goes to
     label: ClassVar[str] = Standalone.label
     url: ClassVar[str] = Standalone.url
     api_endpoint: ClassVar[str] = Standalone.api_endpoint
@@ -101,14 +111,14 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
 
     @classmethod
     def get_models(cls, **kwargs: Any) -> list[str]:
-        return Standalone.get_models()
+        return cls.standalone.get_models()
 
     @classmethod
     def get_model(cls, model: str | None, **kwargs: Any) -> str:
         """The model name to use; an unknown one raises ``ModelNotSupportedError``, which is
         also gpt4free's ``ModelNotFoundError``."""
         try:
-            return Standalone.get_model(model)
+            return cls.standalone.get_model(model)
         except errors.QwenGradioError as error:
             raise as_g4f_error(error).with_traceback(error.__traceback__) from None
 
@@ -119,11 +129,39 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
         """Stream the reply: a ``ProviderInfo`` (this provider and the model), then text chunks
         as the Space emits them, then ``FinishReason("stop")``. Bad input raises at once."""
         try:
-            result = Standalone.create_async_generator(model, messages, proxy=proxy, **kwargs)
+            result = cls.standalone.create_async_generator(model, messages, proxy=proxy, **kwargs)
         except errors.QwenGradioError as error:
             raise as_g4f_error(error).with_traceback(error.__traceback__) from None
-        info = ProviderInfo(**cls.get_dict(), model=Standalone.get_model(model))
+        info = ProviderInfo(**cls.get_dict(), model=cls.standalone.get_model(model))
         return Reply(info, result.generator)
+
+
+_COPIED = (
+    "label",
+    "url",
+    "api_endpoint",
+    "working",
+    "supports_stream",
+    "supports_system_message",
+    "supports_message_history",
+    "default_model",
+    "model_aliases",
+    "models",
+)
+
+
+def gpt4free_provider(standalone: type[Standalone]) -> type[Qwen_Qwen_2_5_Max]:
+    """A gpt4free provider for a subclass of the standalone provider (one that maps its models
+    to other Spaces of the template with ``model_spaces``), named like it::
+
+        Qwen25 = gpt4free_provider(MyQwen25)   # then Client(provider=Qwen25), register(Qwen25)
+    """
+    attributes = {name: getattr(standalone, name) for name in _COPIED}
+    return type(
+        standalone.__name__,
+        (Qwen_Qwen_2_5_Max,),
+        {**attributes, "standalone": standalone, "__module__": standalone.__module__},
+    )
 
 
 class Reply:

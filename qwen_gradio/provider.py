@@ -12,13 +12,13 @@ Space as real history; ``history="flatten"`` reproduces the original's single pr
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from typing import Any, ClassVar
 
 from ._loop import LoopThread
 from ._transport import new_session_hash
 from .client import AsyncStream, QwenClient, Timeouts
-from .errors import InvalidMessagesError, ModelNotSupportedError
+from .errors import InvalidMessagesError, InvalidOptionError, ModelNotSupportedError
 from .messages import Prompt, to_conversation
 from .space import DEFAULT_SPACE, resolve_space_url
 
@@ -168,7 +168,22 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
             print(part, end="")
 
     kwargs: ``space=`` (an id or URL instead of the default Space), ``hf_token=``, ``timeout=``
-    (seconds for the whole reply, or Timeouts), ``history="flatten"`` (one prompt, no history).
+    (seconds for the whole reply, or Timeouts), ``history="flatten"`` (one prompt, no history),
+    ``options=`` (the Space's extra chat inputs, e.g. ``{"model_size": "32B"}``),
+    ``transport=`` ("auto", "direct" or "gradio_client").
+
+    ``model_spaces`` maps a model name to the Space that serves it and the options it needs, so a
+    subclass can serve a family of Spaces built like the demo::
+
+        class Qwen25(Qwen_Qwen_2_5_Max):
+            label = "Qwen2.5 demo"
+            default_model = "qwen-2.5-72b"
+            models = ["qwen-2.5-72b", "qwen-2.5-7b"]
+            model_aliases = {}
+            model_spaces = {
+                "qwen-2.5-72b": ("Qwen/Qwen2.5", {"model_size": "72B"}),
+                "qwen-2.5-7b": ("Qwen/Qwen2.5", {"model_size": "7B"}),
+            }
     """
 
     label: ClassVar[str] = "Qwen Qwen-2.5-Max"
@@ -184,6 +199,10 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         "qwen-2-5-max": default_model,
     }
     models: ClassVar[list[str]] = [default_model]
+    #: model name -> (Space id or URL, or None for the default; the options it needs)
+    model_spaces: ClassVar[dict[str, tuple[str | None, dict[str, Any]]]] = {
+        default_model: (None, {})
+    }
 
     _clients: ClassVar[dict[tuple[Any, ...], QwenClient]] = {}
     _clients_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -195,15 +214,16 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         hf_token: str | None,
         proxy: str | None,
         timeout: Timeouts | float | None,
+        transport: str = "auto",
     ) -> QwenClient:
-        """A QwenClient per (space, token, proxy, timeout), so a Space's config is fetched once.
-        Its async use starts no thread; it holds only pooled connections."""
-        key = (resolve_space_url(space), hf_token, proxy, Timeouts.of(timeout))
+        """A QwenClient per (space, token, proxy, timeout, transport), so a Space's config is
+        fetched once. Its async use starts no thread; it holds only pooled connections."""
+        key = (resolve_space_url(space), hf_token, proxy, Timeouts.of(timeout), transport)
         with cls._clients_lock:
             client = cls._clients.get(key)
             if client is None:
                 client = cls._clients[key] = QwenClient(
-                    space, hf_token=hf_token, proxy=proxy, timeout=timeout
+                    space, hf_token=hf_token, proxy=proxy, timeout=timeout, transport=transport
                 )
             return client
 
@@ -215,10 +235,16 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
 
         Raises ModelNotSupportedError or InvalidMessagesError at once, before any request.
         """
-        cls.get_model(model)
+        model = cls.get_model(model)
         if kwargs.get("media") or kwargs.get("images"):
             raise InvalidMessagesError("the Space takes text only: media and images are refused")
-        space = kwargs.pop("space", None)
+        model_space, model_options = cls.model_spaces.get(model, (None, {}))
+        space = kwargs.pop("space", None) or model_space
+        options = kwargs.pop("options", None)
+        if options is not None and not isinstance(options, Mapping):
+            raise InvalidOptionError(f"options must be a mapping, not {type(options).__name__}")
+        options = {**model_options, **(options or {})}
+        transport = kwargs.pop("transport", "auto")
         hf_token = kwargs.pop("hf_token", None)
         timeout = kwargs.pop("timeout", None)
         history = kwargs.pop("history", "real")
@@ -229,6 +255,6 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
             conversation_input, system = messages, None
         else:
             raise InvalidMessagesError(f"history must be 'real' or 'flatten', not {history!r}")
-        client = cls._client(space, hf_token, proxy, timeout)
+        client = cls._client(space, hf_token, proxy, timeout, transport)
         # astream validates the input now; the stream itself is the iterator of text fragments
-        return AsyncResult(client.astream(conversation_input, system=system))
+        return AsyncResult(client.astream(conversation_input, system=system, options=options))

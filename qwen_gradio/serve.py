@@ -5,7 +5,9 @@
 - ``POST /v1/chat/completions``: OpenAI's request, and exactly the shapes OpenAI clients parse:
   a ``chat.completion`` object, or with ``"stream": true`` an event stream of
   ``chat.completion.chunk`` objects (a first chunk with the role, one chunk per Space delta, a
-  last one with ``finish_reason: "stop"``, then ``data: [DONE]``), one ``id`` per reply.
+  last one with ``finish_reason: "stop"``, then ``data: [DONE]``), one ``id`` per reply. An
+  ``"options"`` object (OpenAI SDKs: ``extra_body={"options": {...}}``) sets the Space's extra
+  chat inputs for that reply, such as the Qwen2.5 demo's ``model_size``.
 
 The conversation reaches the Space as real history and system prompt (qwen_gradio's message
 rules). Bad input is refused with OpenAI's error JSON (400, 404) before any job is sent. Space
@@ -36,6 +38,7 @@ from starlette.routing import Route
 from .client import AsyncStream, QwenClient, Timeouts
 from .errors import (
     InvalidMessagesError,
+    InvalidOptionError,
     ModelNotSupportedError,
     QueueFullError,
     QwenGradioError,
@@ -96,6 +99,8 @@ def api_error(error: QwenGradioError) -> ApiError:
     message = error.message
     if isinstance(error, InvalidMessagesError):
         return ApiError(400, message, param="messages")
+    if isinstance(error, InvalidOptionError):
+        return ApiError(400, message, param="options")
     if isinstance(error, ModelNotSupportedError):
         return ApiError(404, message, code="model_not_found", param="model")
     if isinstance(error, RateLimitedError):
@@ -146,7 +151,12 @@ class ChatRequest:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise ApiError(400, "'stream' must be true or false", param="stream")
-        self.model, self.stream = model, stream
+        options = body.get("options")  # qwen_gradio's own field (extra_body in OpenAI's SDKs)
+        if options is not None and not isinstance(options, dict):
+            raise ApiError(
+                400, "'options' must be an object: option name -> value", param="options"
+            )
+        self.model, self.stream, self.options = model, stream, options
         self.messages: Any = body.get("messages")  # checked by the client's message rules
 
 
@@ -158,12 +168,22 @@ def create_app(
     proxy: str | None = None,
     timeout: Timeouts | float | None = None,
     keepalive: float = KEEPALIVE,
+    options: dict[str, Any] | None = None,
+    transport: str = "auto",
 ) -> Starlette:
     """The ASGI app. ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
     ``Authorization: Bearer <key>``; ``keepalive`` is how long a streamed request may wait in the
     Space's queue before its headers go out (later errors are then error events), and the gap
-    between the comment lines that keep it alive."""
-    client = QwenClient(space, hf_token=hf_token, proxy=proxy, timeout=timeout)
+    between the comment lines that keep it alive. ``options`` and ``transport`` are QwenClient's;
+    a request's own ``"options"`` object overrides the options for its reply."""
+    client = QwenClient(
+        space,
+        hf_token=hf_token,
+        proxy=proxy,
+        timeout=timeout,
+        options=options,
+        transport=transport,
+    )
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
     expected = f"Bearer {key}".encode() if key else None
 
@@ -199,8 +219,8 @@ def create_app(
             raise ApiError(400, "the request body is not valid JSON") from None
         chat = ChatRequest(body)
         try:
-            stream = client.astream(chat.messages)
-        except InvalidMessagesError as error:
+            stream = client.astream(chat.messages, options=chat.options)
+        except (InvalidMessagesError, InvalidOptionError) as error:
             raise api_error(error) from None
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not chat.stream:

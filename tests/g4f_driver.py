@@ -12,7 +12,7 @@ import json
 import socket
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -299,6 +299,45 @@ def options(space: str) -> dict[str, Any]:
         "authorization": auth,
         "proxied_content": via_proxy.choices[0].message.content,
         "proxy_seen": seen,
+    }
+
+
+@scenario
+def family(space: str) -> dict[str, Any]:
+    """A provider for a family of template Spaces: model names mapped to a Space and options
+    (``space`` is the replica of the Qwen2.5 demo's layout, with its model-size radio)."""
+    from g4f import errors as g4f_errors
+
+    from qwen_gradio.gpt4free import gpt4free_provider
+    from qwen_gradio.provider import Qwen_Qwen_2_5_Max as Standalone
+
+    class Qwen25(Standalone):
+        label = "Qwen2.5 demo"
+        default_model = "qwen-2.5-72b"
+        models: ClassVar[list[str]] = ["qwen-2.5-72b", "qwen-2.5-7b"]
+        model_aliases: ClassVar[dict[str, str]] = {"qwen-2.5": "qwen-2.5-72b"}
+        model_spaces: ClassVar[dict[str, tuple[str | None, dict[str, Any]]]] = {
+            "qwen-2.5-72b": (space, {"model_size": "72B"}),
+            "qwen-2.5-7b": (space, {"model_size": "7B"}),
+        }
+
+    provider = gpt4free_provider(Qwen25)
+    client = Client(provider=provider)
+    replies = {
+        model: client.chat.completions.create(model=model, messages="/options")
+        for model in ("qwen-2.5-7b", "qwen-2.5", "")
+    }
+    try:
+        client.chat.completions.create(model="qwen-2.5-1b", messages="/options")
+        unknown = None
+    except g4f_errors.ModelNotFoundError as error:
+        unknown = str(error)
+    return {
+        "name": provider.__name__,
+        "models": provider.get_models(),
+        "contents": {m: r.choices[0].message.content for m, r in replies.items()},
+        "reported_models": {m: r.model for m, r in replies.items()},
+        "unknown_model": unknown,
     }
 
 

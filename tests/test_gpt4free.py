@@ -336,3 +336,15 @@ def test_the_readme_examples_run_as_written(
     assert set(out["hosts"]) <= {"127.0.0.1"}
     reply = "This is the offline replica of Qwen2.5-Max. You said: What is the capital of France?"
     assert out["stdout"] == f"{reply}\n" * replies
+
+
+def test_a_provider_for_a_family_of_template_spaces(g4f: str, sized_replica: Replica) -> None:
+    out = drive(g4f, "family", sized_replica)
+    assert out["name"] == "Qwen25"
+    assert out["models"] == ["qwen-2.5-72b", "qwen-2.5-7b"]
+    assert out["contents"] == {
+        "qwen-2.5-7b": '{"model_size": "7B"}',
+        "qwen-2.5": '{"model_size": "72B"}',
+        "": '{"model_size": "72B"}',
+    }
+    assert out["unknown_model"] is not None and "qwen-2.5-1b" in out["unknown_model"]
