@@ -246,3 +246,35 @@ def test_a_busy_port_is_a_one_line_error(command: str) -> None:
         f"Error: cannot serve on 127.0.0.1:{port}: Address already in use; pick another --port"
     )
     assert "Traceback" not in done.stderr and "GRADIO_SERVER_PORT" not in done.stderr
+
+
+def test_info_shows_the_chat_event_and_its_options(sized_replica: Replica) -> None:
+    code, out, _ = invoke("info", "--space", sized_replica.url)
+    assert code == 0
+    assert "chat event: fn_index 3 (/model_chat)" in out
+    assert (
+        """options:    model_size (radio "Model size"): 72B, 32B, 14B, 7B; default '72B'""" in out
+    )
+    code, out, _ = invoke(
+        "info", "--space", sized_replica.url, "--json", "--transport", "gradio_client"
+    )
+    facts = json.loads(out)
+    assert code == 0 and facts["transport"] == "gradio_client"
+    assert facts["options"][0]["choices"] == ["72B", "32B", "14B", "7B"]
+
+
+def test_options_on_the_command_line(sized_replica: Replica) -> None:
+    code, out, _ = invoke("chat", "--space", sized_replica.url, "-o", "model_size=14B", "/options")
+    assert (code, out) == (0, '{"model_size": "14B"}\n')
+    code, out, _ = invoke("chat", "--space", sized_replica.url, "--option", "Model size=7B", "hi")
+    assert (code, out.endswith("(7B). You said: hi\n")) == (0, True)
+    runs = sized_replica.next_run()
+    code, out, err = invoke("chat", "--space", sized_replica.url, "-o", "model_size=1B", "hi")
+    assert (code, out) == (2, "")
+    assert err == (
+        "qwen-gradio: InvalidOptionError: '1B' is not a value of the Space's option"
+        " 'model_size' (radio); allowed: 72B, 32B, 14B, 7B\n"
+    )
+    code, _, err = invoke("chat", "--space", sized_replica.url, "-o", "model_size", "hi")
+    assert code == 2 and "'model_size' is not NAME=VALUE" in err
+    assert sized_replica.next_run() == runs

@@ -8,11 +8,13 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 from qwen_gradio import (
     InvalidMessagesError,
+    InvalidOptionError,
     ModelNotSupportedError,
     Qwen_Qwen_2_5_Max,
     SpaceError,
@@ -191,3 +193,32 @@ def test_the_readme_examples_run_as_written(replica: Replica, index: int, tmp_pa
     )
     assert result.returncode == 0, result.stderr
     assert (result.stdout, result.stderr) == (REPLY, "")
+
+
+class Qwen25(Qwen_Qwen_2_5_Max):
+    """A provider for the Qwen2.5 demo's layout: model names mapped to the model-size option."""
+
+    label = "Qwen2.5 demo"
+    default_model = "qwen-2.5-72b"
+    models: ClassVar[list[str]] = ["qwen-2.5-72b", "qwen-2.5-7b"]
+    model_aliases: ClassVar[dict[str, str]] = {}
+    model_spaces: ClassVar[dict[str, tuple[str | None, dict[str, Any]]]] = {}
+
+
+def test_models_map_to_a_space_and_its_options(sized_replica: Replica) -> None:
+    Qwen25.model_spaces = {
+        "qwen-2.5-72b": (sized_replica.url, {"model_size": "72B"}),
+        "qwen-2.5-7b": (sized_replica.url, {"model_size": "7B"}),
+    }
+
+    def reply(model: str, **kwargs: Any) -> str:
+        return "".join(Qwen25.create_completion(model, "/options", **kwargs))
+
+    assert reply("qwen-2.5-7b") == '{"model_size": "7B"}'
+    assert reply("") == '{"model_size": "72B"}'
+    assert reply("qwen-2.5-7b", options={"model_size": "14B"}) == '{"model_size": "14B"}'
+    assert reply("qwen-2.5-7b", transport="gradio_client") == '{"model_size": "7B"}'
+    with pytest.raises(InvalidOptionError, match="allowed: 72B"):
+        reply("qwen-2.5-7b", options={"model_size": "1B"})
+    with pytest.raises(ModelNotSupportedError):
+        reply("qwen-2.5-1b")

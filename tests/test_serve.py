@@ -350,3 +350,41 @@ def test_an_unavailable_space_and_a_full_queue_are_503(tmp_path: Path) -> None:
         response = http.post("/v1/chat/completions", json=body)
         assert response.status_code == 503 and "retry-after" in response.headers
         assert response.json()["error"]["code"] == "queue_full"
+
+
+def test_options_per_server_and_per_request(tmp_path: Path) -> None:
+    from .conftest import shared_replica
+
+    sized = shared_replica("gradio6", "qwen2.5")
+    with serve(sized.url, tmp_path, "-o", "model_size=32B", "--transport", "gradio_client") as up:
+        api = client(up.url)  # type: ignore[attr-defined]
+        whole = api.chat.completions.create(
+            model="qwen-2.5-max", messages=[{"role": "user", "content": "/options"}]
+        )
+        assert whole.choices[0].message.content == '{"model_size": "32B"}'
+        chunks = api.chat.completions.create(
+            model="qwen-2.5-max",
+            messages=[{"role": "user", "content": "/options"}],
+            stream=True,
+            extra_body={"options": {"Model size": "7B"}},
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == '{"model_size": "7B"}'
+        before = joins(sized)
+        for stream in (False, True):
+            with pytest.raises(openai.BadRequestError) as caught:
+                api.chat.completions.create(
+                    model="qwen-2.5-max",
+                    messages=[{"role": "user", "content": "hi"}],
+                    stream=stream,
+                    extra_body={"options": {"model_size": "1B"}},
+                )
+            error = caught.value.body
+            assert isinstance(error, dict) and error["param"] == "options"
+            assert "allowed: 72B, 32B, 14B, 7B" in error["message"]
+        with pytest.raises(openai.BadRequestError, match="'options' must be an object"):
+            api.chat.completions.create(
+                model="qwen-2.5-max",
+                messages=[{"role": "user", "content": "hi"}],
+                extra_body={"options": ["7B"]},
+            )
+        assert joins(sized) == before
