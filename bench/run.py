@@ -41,6 +41,8 @@ METHODS = [
     "gradio_client (async)",
     "qwen_gradio stream",
     "qwen_gradio astream",
+    "qwen_gradio stream, transport=gradio_client",
+    "qwen_gradio astream, transport=gradio_client",
     "qwen-gradio serve (openai SSE)",
     "seed (gpt4free 0.5.7.0)",
 ]
@@ -184,11 +186,13 @@ class GradioClientAsync(GradioClientSync):
 
 
 class QwenSync(Client):
+    transport = "direct"
+
     def __init__(self, url: str) -> None:
         from qwen_gradio import QwenClient
 
         super().__init__(url)
-        self.client = QwenClient(url)
+        self.client = QwenClient(url, transport=self.transport)
 
     def deltas(self, prompt: str) -> Iterator[str]:
         with self.client.stream(prompt) as stream:
@@ -200,11 +204,12 @@ class QwenSync(Client):
 
 class QwenAsync(Client):
     is_async = True
+    transport = "direct"
 
     async def aopen(self) -> None:
         from qwen_gradio import QwenClient
 
-        self.client = QwenClient(self.url)
+        self.client = QwenClient(self.url, transport=self.transport)
 
     async def adeltas(self, prompt: str) -> AsyncIterator[str]:
         async with self.client.astream(prompt) as stream:
@@ -213,6 +218,14 @@ class QwenAsync(Client):
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class QwenSyncViaGradioClient(QwenSync):
+    transport = "gradio_client"
+
+
+class QwenAsyncViaGradioClient(QwenAsync):
+    transport = "gradio_client"
 
 
 class Serve(Client):
@@ -318,6 +331,8 @@ CLIENTS: dict[str, type[Client]] = dict(
             GradioClientAsync,
             QwenSync,
             QwenAsync,
+            QwenSyncViaGradioClient,
+            QwenAsyncViaGradioClient,
             Serve,
             Seed,
         ],

@@ -38,3 +38,31 @@ def test_readme_example(replica6: Replica, tmp_path: Path, marker: str, expected
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.endswith(expected)
     assert expected or result.stdout == ""  # an example that prints nothing printed nothing
+
+
+@pytest.mark.parametrize(
+    ("marker", "expected"),
+    [
+        (
+            "client.chat_options()",
+            "model_size (radio \"Model size\"): 72B, 32B, 14B, 7B; default '72B'\n"
+            "This is the offline replica of Qwen2.5-Max (32B). You said: Hello\n"
+            "This is the offline replica of Qwen2.5-Max (7B). You said: Hello\n",
+        ),
+        ("class Qwen25", "This is the offline replica of Qwen2.5-Max (7B). You said: Hello\n"),
+    ],
+)
+def test_readme_options_examples(tmp_path: Path, marker: str, expected: str) -> None:
+    """The options examples, with the Qwen2.5 demo replaced by the replica of its layout."""
+    from .conftest import shared_replica
+
+    sized = shared_replica("gradio6", "qwen2.5")
+    script = tmp_path / "example.py"
+    code = example(marker)
+    assert '"Qwen/Qwen2.5"' in code
+    script.write_text(code.replace('"Qwen/Qwen2.5"', repr(sized.url)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (result.returncode, result.stderr, result.stdout) == (0, "", expected)
