@@ -12,6 +12,7 @@ hash; the Job's updates become queue messages of the same shape, so one ``ReplyS
 from __future__ import annotations
 
 import concurrent.futures
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -154,39 +155,64 @@ async def cancel_job(
 class GradioClientJob:
     """One chat job submitted through ``gradio_client.Client.submit``.
 
-    What gradio_client reports on its own threads is handed to ``deliver`` (which must be
-    thread-safe) as: ``("joined", event_id)`` once the Space accepted the job; queue messages
-    (dicts shaped like the event stream's: ``estimation``, ``process_starts``,
-    ``process_generating`` with the whole output, ``process_completed``, ``queue_full``); and last
-    ``("ended", error)`` with a QwenGradioError, or None when the job ended without one.
+    What gradio_client reports on its own threads becomes, in order: queue messages (dicts shaped
+    like the event stream's: ``estimation``, ``process_starts``, ``process_generating`` with the
+    whole output, ``process_completed``, ``queue_full``) and last ``("ended", error)`` with a
+    QwenGradioError, or None when the job ended without one. ``take()`` hands over what has
+    arrived; ``wake`` is called (from gradio_client's threads) when there is something. Each
+    ``process_generating`` carries the whole output, so a reader that falls behind by
+    ``MAX_PENDING`` of them gets the newest in place of the last one waiting: memory stays
+    bounded (a few outputs, not every one), and a reader that keeps up sees every step.
+    ``on_joined(event_id)`` is called once the Space has accepted the job.
     """
 
-    def __init__(self, conn: SpaceConnection, deliver: Callable[[object], None]) -> None:
+    MAX_PENDING = 16
+
+    def __init__(
+        self,
+        conn: SpaceConnection,
+        wake: Callable[[], None],
+        on_joined: Callable[[str], None],
+    ) -> None:
         self.conn = conn
-        self.deliver = deliver
+        self.wake = wake
+        self.on_joined = on_joined
         self.event_id: str | None = None
         self.job: Any = None
+        self._lock = threading.Lock()
+        self._items: list[object] = []
 
     def start(self, inputs: list[Any]) -> None:
         """Submit the job (returns at once; the request goes out from gradio_client's pool)."""
         self.job = submit(self.conn, inputs, self)
         self.job.add_done_callback(self._ended)
 
-    def cancel(self) -> None:
-        """Cancel the job as gradio_client does (``/cancel``); blocks on the network."""
-        if self.job is not None:
-            self.job.cancel()
+    def take(self) -> list[object]:
+        """What has arrived since the last call, in order."""
+        with self._lock:
+            items, self._items = self._items, []
+        return items
+
+    def _put(self, item: object) -> None:
+        with self._lock:
+            last = self._items[-1] if self._items else None
+            behind = len(self._items) >= self.MAX_PENDING
+            if behind and _generating(item) and _generating(last):
+                self._items[-1] = item  # a newer whole output supersedes one not yet taken
+            else:
+                self._items.append(item)
+        self.wake()
 
     # -- what gradio_client calls (the JobSink protocol) --------------------------------
 
     def joined(self, event_id: str) -> None:
         self.event_id = event_id
-        self.deliver(("joined", event_id))
+        self.on_joined(event_id)
 
     def put_nowait(self, update: Any) -> None:
         message = self._message(update)
         if message is not None:
-            self.deliver(message)
+            self._put(message)
 
     def _message(self, update: Any) -> dict[str, Any] | None:
         if getattr(update, "type", None) == "output":
@@ -215,7 +241,7 @@ class GradioClientJob:
 
     def _ended(self, future: concurrent.futures.Future[Any]) -> None:
         error = None if future.cancelled() else future.exception()
-        self.deliver(("ended", None if error is None else self._error(error)))
+        self._put(("ended", None if error is None else self._error(error)))
 
     def _error(self, error: BaseException) -> QwenGradioError:
         from gradio_client.exceptions import AppError, ValidationError
@@ -239,3 +265,7 @@ class GradioClientJob:
             detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
             return SpaceUnavailableError(f"the event stream of {url} ended{detail}")
         return SpaceUnavailableError(f"gradio_client failed: {type(error).__name__}: {error}")
+
+
+def _generating(item: object) -> bool:
+    return isinstance(item, dict) and item.get("msg") == "process_generating"

@@ -253,14 +253,16 @@ class QwenClient:
         )
 
     def _cancel_in_background(
-        self, conn: SpaceConnection, session_hash: str, event_id: str, job: Any = None
+        self, conn: SpaceConnection, session_hash: str, event_id: str
     ) -> threading.Thread:
         """Ask the Space to stop a job, from a short-lived thread with its own event loop and
         connection (same proxy, headers and cookies), so that closing a stream never waits on
         the network: it cannot then be cut short by an event loop that is shutting down, nor
         collide with other generators being closed at the same time. Ends within
         ``CANCEL_TIMEOUT``; not a daemon, so a process that exits right away still sends it.
-        A job submitted through gradio_client (``job``) is cancelled by gradio_client."""
+        A job submitted through gradio_client is cancelled the same way, not with ``Job.cancel()``,
+        whose second request (``/reset``) goes around the proxy; its threads end when the Space
+        reports the job stopped."""
         proxy = self._proxy
 
         async def cancel() -> None:
@@ -271,10 +273,7 @@ class QwenClient:
 
         def run() -> None:
             try:
-                if isinstance(job, GradioClientJob):
-                    job.cancel()  # its requests are bounded by the client's connect timeout
-                else:
-                    asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
+                asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
             except Exception:  # best effort, like cancel_job itself
                 pass
 
@@ -475,7 +474,7 @@ class _Job:
         *,
         connect: Callable[[], Awaitable[SpaceConnection]],
         pool: Callable[[SpaceConnection], Awaitable[httpx.AsyncClient]],
-        cancel: Callable[[SpaceConnection, str, str, Any], object],
+        cancel: Callable[[SpaceConnection, str, str], object],
     ) -> None:
         self.conversation = conversation
         self.timeouts = timeouts
@@ -496,11 +495,11 @@ class _Job:
             return
         self.cancel_started = True
         conn, join = self.submitted
-        send, session_hash, via = self.cancel, self.session_hash, self.via
+        send, session_hash = self.cancel, self.session_hash
 
         def cancel(join: asyncio.Future[str]) -> None:
             if not join.cancelled() and join.exception() is None:
-                send(conn, session_hash, join.result(), via)
+                send(conn, session_hash, join.result())
 
         if join.done():
             cancel(join)
@@ -563,28 +562,43 @@ class _Job:
                     diffs=False,
                     quoted_errors=conn.endpoint.gradio_major == 4,
                 )
-                items: asyncio.Queue[object] = asyncio.Queue()
                 join: asyncio.Future[str] = loop.create_future()
                 self.submitted = (conn, join)
                 self.session_hash = conn.client.session_hash
-                via = self.via = GradioClientJob(conn, _deliver_to(loop, items, join))
+                arrived = asyncio.Event()
+                via = self.via = GradioClientJob(
+                    conn, _threadsafe(loop, arrived.set), _threadsafe(loop, _settle(join))
+                )
                 via.start(inputs)
                 while not state.completed:
-                    if not join.done():
-                        deadline, waiting_for = self.connect_deadline(started), accepted
+                    items = via.take()
+                    if not items:
+                        arrived.clear()
+                        items = via.take()  # what came between the two looks
+                    if not items:
+                        if join.done():
+                            self.event_id = join.result()
+                            deadline = self.deadline(started, last_text)
+                            await self.within(arrived.wait(), deadline, "reply text")
+                        else:
+                            deadline = self.connect_deadline(started)
+                            await self.within(arrived.wait(), deadline, accepted)
+                        continue
+                    for item in items:
+                        if isinstance(item, tuple):  # ("ended", error or None)
+                            if isinstance(item[1], QwenGradioError):
+                                item[1].partial_text = state.text
+                                raise item[1]
+                            break
+                        for event in state.feed_message(item):  # type: ignore[arg-type]
+                            if isinstance(event, TextDelta):
+                                last_text = loop.time()
+                            yield event
                     else:
-                        self.event_id = join.result()
-                        deadline, waiting_for = self.deadline(started, last_text), "reply text"
-                    item = await self.within(items.get(), deadline, waiting_for)
-                    if isinstance(item, tuple):  # ("ended", error or None)
-                        if isinstance(item[1], QwenGradioError):
-                            item[1].partial_text = state.text
-                            raise item[1]
-                        break
-                    for event in state.feed_message(item):  # type: ignore[arg-type]
-                        if isinstance(event, TextDelta):
-                            last_text = loop.time()
-                        yield event
+                        continue
+                    break  # the job ended
+                if join.done() and not join.cancelled():
+                    self.event_id = join.result()
             else:
                 http = await self.pool(conn)
                 state = self.state = ReplyState(
@@ -627,27 +641,27 @@ class _Job:
             self.cancel_soon()
 
 
-def _deliver_to(
-    loop: asyncio.AbstractEventLoop, items: asyncio.Queue[object], join: asyncio.Future[str]
-) -> Callable[[object], None]:
-    """What a GradioClientJob calls from gradio_client's threads: the event id settles ``join``
-    (even when nobody reads any more, so a closed stream's job is still cancelled); everything
-    else goes to ``items``. Once the loop is closed there is no one to tell."""
+def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[..., None]) -> Callable[..., None]:
+    """``fn`` called on ``loop`` from any thread; nothing once the loop is closed."""
+
+    def call(*args: Any) -> None:
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: no one is reading any more
+            pass
+
+    return call
+
+
+def _settle(join: asyncio.Future[str]) -> Callable[[str], None]:
+    """Settle ``join`` with the event id (even when nobody reads any more, so that a closed
+    stream's job is still cancelled once it has an id)."""
 
     def settle(event_id: str) -> None:
         if not join.done():
             join.set_result(event_id)
 
-    def deliver(item: object) -> None:
-        try:
-            if isinstance(item, tuple) and item[0] == "joined":
-                loop.call_soon_threadsafe(settle, item[1])
-            else:
-                loop.call_soon_threadsafe(items.put_nowait, item)
-        except RuntimeError:  # the loop is closed
-            pass
-
-    return deliver
+    return settle
 
 
 def _checked_options(options: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -4,8 +4,9 @@ A ``gr.ChatInterface`` streams each reply through ``QwenClient.astream`` with th
 conversation as real history, and a system-prompt box that applies to the next message. The Stop
 button cancels the job on the Space; retry, undo and clear are ChatInterface's own; conversations
 are saved in the browser. While the Space queues the request the reply shows the queue position.
-Errors appear as the Space's own text. The chat endpoint stays callable by any Gradio client as
-``/chat`` with ``(message, system_prompt)``.
+Errors appear as the Space's own text. A Space with options (the Qwen2.5 demo's model size) gets
+a control for each, beside the system prompt. The chat endpoint stays callable by any Gradio
+client as ``/chat`` with ``(message, system_prompt, *options)``.
 
 This is the only module besides the replica that imports gradio (the ``ui`` extra). The page
 loads nothing from outside this machine: no analytics, and system fonts instead of web fonts.
@@ -23,6 +24,7 @@ import gradio as gr
 from .client import QwenClient
 from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
+from .space import ChatOption
 from .stream import QueueStatus, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
@@ -57,20 +59,63 @@ def to_messages(message: str, history: list[Any], system_prompt: str) -> list[di
     return messages
 
 
-def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
-    """The chat page (a ``gr.ChatInterface``) for ``client``'s Space."""
+def option_input(option: ChatOption) -> Any:
+    """A page control for one of the Space's options (its own component type), or None."""
+    label = option.label or option.name
+    if option.component == "checkbox":
+        return gr.Checkbox(value=bool(option.default), label=label)
+    if option.choices is not None:
+        kind = gr.Radio if option.component == "radio" else gr.Dropdown
+        return kind(
+            choices=[(shown, value) for shown, value in option.choices],
+            value=option.default,
+            label=label,
+        )
+    low, high = option.minimum, option.maximum
+    if option.component == "slider" and low is not None and high is not None:
+        return gr.Slider(low, high, value=option.default, label=label)
+    if option.component in ("slider", "number"):
+        return gr.Number(value=option.default, label=label)
+    if option.component == "textbox":
+        return gr.Textbox(value=option.default or "", label=label)
+    return None  # another kind of input: the Space's default is sent
+
+
+def space_options(client: QwenClient) -> tuple[ChatOption, ...]:
+    """The Space's options, or none if it cannot be reached now (the chat then says why)."""
+    try:
+        return client.chat_options()
+    except QwenGradioError:
+        return ()
+
+
+def build_ui(
+    client: QwenClient,
+    *,
+    space_label: str | None = None,
+    options: tuple[ChatOption, ...] = (),
+) -> Any:
+    """The chat page (a ``gr.ChatInterface``) for ``client``'s Space; each of ``options`` (the
+    Space's extra chat inputs, as ``client.chat_options()`` gives them) gets a control."""
     label = space_label or client.space_url
+    controls = [(option, option_input(option)) for option in options]
+    controls = [(option, control) for option, control in controls if control is not None]
 
     def note(title: str, text: str = "", pending: bool = False) -> Any:
         metadata = {"title": title, **({"status": "pending"} if pending else {})}
         return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
 
     async def chat(
-        message: str, history: list[Any], system_prompt: str, request: gr.Request | None = None
+        message: str,
+        history: list[Any],
+        system_prompt: str,
+        request: gr.Request | None = None,
+        *values: Any,
     ) -> AsyncIterator[Any]:
         if not message or not message.strip():
             raise gr.Error("Type a message first.", print_exception=False)
-        stream = client.astream(to_messages(message, history, system_prompt))
+        chosen = {option.name: value for (option, _), value in zip(controls, values, strict=False)}
+        stream = client.astream(to_messages(message, history, system_prompt), options=chosen)
         try:
             async for event in stream.events():
                 if isinstance(event, QueueStatus):
@@ -99,8 +144,10 @@ def build_ui(client: QwenClient, *, space_label: str | None = None) -> Any:
     return gr.ChatInterface(
         chat,
         chatbot=gr.Chatbot(label="Qwen2.5-Max", scale=1, autoscroll=True),
-        additional_inputs=[system_box],
-        additional_inputs_accordion=gr.Accordion("System prompt", open=True),
+        additional_inputs=[system_box, *(control for _, control in controls)],
+        additional_inputs_accordion=gr.Accordion(
+            "System prompt" + (" and options" if controls else ""), open=True
+        ),
         title="Qwen2.5-Max chat",
         description=f"Talking to the Space at **{label}** through qwen_gradio.",
         save_history=True,
@@ -140,7 +187,7 @@ def serve(
         replica = ReplicaServer(delay=replica_delay).start()
         space, label = replica.url, f"{replica.url} (the offline replica)"
     client = QwenClient(space, hf_token=hf_token, proxy=proxy)
-    demo = build_ui(client, space_label=label)
+    demo = build_ui(client, space_label=label, options=space_options(client))
     demo.queue(default_concurrency_limit=None)
     demo.qwen_client, demo.qwen_replica = client, replica
     demo.launch(
