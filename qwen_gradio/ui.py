@@ -14,6 +14,7 @@ loads nothing from outside this machine: no analytics, and system fonts instead 
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -134,6 +135,17 @@ def build_ui(
             yield reply  # (no toast besides: gradio titles every warning toast "Warning")
         finally:
             await stream.aclose()  # Stop, a closed tab or an error: cancel the job on the Space
+
+    if controls:  # the API (and gradio's docs page) name each option as the Space does
+        signature = inspect.signature(chat)
+        named = [
+            inspect.Parameter(
+                option.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option.default
+            )
+            for option, _ in controls
+        ]
+        fixed = [p for p in signature.parameters.values() if p.kind != p.VAR_POSITIONAL]
+        chat.__signature__ = signature.replace(parameters=[*fixed, *named])  # type: ignore[attr-defined]
 
     system_box = gr.Textbox(
         value=DEFAULT_SYSTEM,

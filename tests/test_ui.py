@@ -266,3 +266,37 @@ def test_the_ui_command_serves_the_page_with_the_replica() -> None:
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert "share=True" not in "".join(shown) + err  # no hint at an option the page lacks
+
+
+# -- a Space with options: the Qwen2.5 demo's layout ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sized_page_url() -> Iterator[str]:
+    with ReplicaServer(delay=0.01, variant="qwen2.5") as sized:
+        demo = serve(sized.url, port=None, prevent_thread_lock=True)
+        yield demo.local_url
+        close(demo)
+
+
+def test_each_option_of_the_space_is_a_control(sized_page_url: str) -> None:
+    api = Client(sized_page_url, verbose=False).view_api(print_info=False, return_format="dict")
+    parameters = api["named_endpoints"]["/chat"]["parameters"]
+    assert [p["parameter_name"] for p in parameters] == ["message", "system_prompt", "model_size"]
+    assert parameters[2]["parameter_default"] == "72B"
+    client = Client(sized_page_url, verbose=False)
+    assert client.predict("/options", "", "14B", api_name="/chat") == '{"model_size": "14B"}'
+    assert client.predict("/options", "", api_name="/chat") == '{"model_size": "72B"}'
+
+
+def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> None:
+    from playwright.sync_api import expect
+
+    page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
+    page.goto(sized_page_url)
+    page.get_by_label("7B", exact=True).check()
+    message = page.locator("textarea[data-testid=textbox]").first
+    message.fill("/options")
+    message.press("Enter")
+    expect(page.locator('[data-testid="bot"]').last).to_have_text('{"model_size": "7B"}')
+    page.screenshot(path=str(ARTIFACTS / "ui-options.png"))
