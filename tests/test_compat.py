@@ -27,7 +27,12 @@ def test_the_installed_gradio_client_is_a_tested_one() -> None:
     [
         "Client._telemetry_thread",
         "Client._get_config",
+        "Client.new_helper",
+        "Client.send_data",
+        "Client.stream_messages",
         "utils.TooManyRequestsError",
+        "utils.QueueError",
+        "utils.Communicator",
         "client.build_hf_headers",
     ],
 )
@@ -59,3 +64,14 @@ def test_other_users_of_gradio_client_keep_huggingface_hubs_headers(replica6: Re
         token="hf_y", library_name="lib", library_version="2"
     )
     assert theirs["authorization"] == "Bearer hf_y" and "hf_hub/" in theirs["user-agent"]
+
+
+def test_a_communicator_without_its_update_queue_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """transport="gradio_client" replaces a Job's ``updates`` queue and ``outputs`` list."""
+    fields = dict(gradio_client.utils.Communicator.__dataclass_fields__)
+    del fields["updates"]
+    monkeypatch.setattr(gradio_client.utils.Communicator, "__dataclass_fields__", fields)
+    with pytest.raises(IncompatibleGradioClientError, match=r"Communicator\.updates"):
+        check_gradio_client()

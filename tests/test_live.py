@@ -303,8 +303,9 @@ def test_concurrent_streams_use_their_own_sessions(client: QwenClient) -> None:
     assert [s.until_done() for s in streams] == ["0", "1", "2"]
 
 
+@pytest.mark.parametrize("transport", ["direct", "gradio_client"])
 def test_nothing_but_the_space_is_contacted(
-    replica: Replica, monkeypatch: pytest.MonkeyPatch
+    replica: Replica, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
     """Every socket the client opens goes to the Space: no telemetry, no hub look-up."""
     # huggingface_hub caches, per process, the registry it fetches from huggingface.co while
@@ -322,11 +323,13 @@ def test_nothing_but_the_space_is_contacted(
     sys.addaudithook(audit)
     recording.set()
     try:
-        with QwenClient(replica.url) as client:
+        with QwenClient(replica.url, transport=transport) as client:
             threads = threading.active_count()
             client.connect()
             assert threading.active_count() == threads  # no telemetry or heartbeat thread
-            client.chat("/echo hi")
+            assert client.chat("/echo hi") == "hi"
+            for _ in client.stream("/long 3000"):
+                break  # and the cancellation
     finally:
         recording.clear()
     port = int(replica.url.rsplit(":", 1)[1])
