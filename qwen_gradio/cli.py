@@ -1,4 +1,4 @@
-"""The ``qwen-gradio`` command line (click): chat, info, serve, ui, replica."""
+"""The ``qwen-gradio`` command line (click): chat, batch, info, serve, ui, replica."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 import click
@@ -348,6 +349,107 @@ def make_client(
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
+
+
+# -- batch -----------------------------------------------------------------------------------
+
+
+@main.command(epilog="Exit codes: 0 every prompt answered, 1 some failed, 2 bad input, 130 Ctrl-C.")
+@click.argument("input_file", metavar="INPUT.jsonl", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="JSON Lines to append answers to; prompts it already answers are skipped.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Jobs at once (a public Space runs a few at a time; more just wait in its queue).",
+)
+@click.option(
+    "--attempts",
+    type=click.IntRange(1, 100),
+    default=5,
+    show_default=True,
+    help="Tries per prompt when the Space is busy, rate-limited or away (app errors: one).",
+)
+@click.option("--system", default=None, help="System prompt for every prompt.")
+@click.option("--space", default=None, help=SPACE_HELP + ".")
+@hf_token_option
+@proxy_option
+@click.option(
+    "--timeout", type=float, default=None, help="Seconds one reply may take [default: 900]."
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    callback=parse_options,
+    metavar="NAME=VALUE",
+    help="Set one of the Space's extra chat inputs; repeatable.",
+)
+@transport_option
+def batch(
+    input_file: TextIO,
+    output: Path,
+    concurrency: int,
+    attempts: int,
+    system: str | None,
+    space: str | None,
+    hf_token: str | None,
+    proxy: str | None,
+    timeout: float | None,
+    options: dict[str, str],
+    transport: str,
+) -> None:
+    """Answer every prompt of INPUT.jsonl into --output, resumably.
+
+    Each input line is a JSON string (a prompt) or an object with "messages" (OpenAI style) or
+    "prompt", and an optional "id" (default: the line number). Each output line, written as its
+    reply completes, holds the id, the input line number ("index"), the text, the error if it
+    failed, the attempts, and the queue and generation seconds. Rerun with the same --output to
+    resume: answered ids are skipped, failed ones tried again. Progress goes to stderr.
+    """
+    import asyncio
+
+    from .batch import BatchInputError, RetryPolicy, Summary, read_items, run_batch
+
+    try:
+        items = read_items(list(input_file))
+    except BatchInputError as error:
+        click.echo(error_line(error), err=True)
+        sys.exit(2)
+    summary = Summary()
+
+    async def run() -> None:
+        async with make_client(space, hf_token, proxy, timeout, None, transport) as client:
+            await run_batch(
+                client,
+                items,
+                output,
+                concurrency=concurrency,
+                system=system,
+                options=options,
+                retry=RetryPolicy(attempts=attempts),
+                summary=summary,
+            )
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    except QwenGradioError as error:  # a wrong --option, found once the Space is known
+        click.echo(error_line(error), err=True)
+        sys.exit(exit_code(error))
+    click.echo(summary.line(), err=True)
+    if summary.interrupted:
+        sys.exit(INTERRUPTED)
+    sys.exit(1 if summary.failed else 0)
 
 
 # -- info ------------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ cut short is never lost.
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
@@ -36,6 +38,7 @@ __all__ = [
     "SpaceUnavailableError",
     "StreamClosedError",
     "StreamTimeoutError",
+    "stated_wait",
 ]
 
 
@@ -49,6 +52,22 @@ class QwenGradioError(Exception):
         super().__init__(message)
         self.message = message
         self.partial_text = partial_text
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the Space said to wait before trying again ("retry in 0:01:23", "… 42
+        seconds"), or None when its message names no wait."""
+        return stated_wait(self.message)
+
+
+def stated_wait(message: str) -> float | None:
+    """The wait a message states, in seconds: "h:mm:ss", or a number of seconds."""
+    clock = re.search(r"\b(\d+):(\d\d):(\d\d)\b", message)
+    if clock:
+        hours, minutes, seconds = (int(part) for part in clock.groups())
+        return float(hours * 3600 + minutes * 60 + seconds)
+    plain = re.search(r"\b(\d+(?:\.\d+)?)\s*(?:s|sec|secs|seconds?)\b", message)
+    return float(plain.group(1)) if plain else None
 
 
 class SpaceUnavailableError(QwenGradioError):

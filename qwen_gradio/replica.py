@@ -25,6 +25,7 @@ query that starts with a directive scripts the reply::
 
 Anything else gets a friendly echo. Besides the Space's own API the server answers
 ``GET /replica/runs`` (what each chat call received and how it ended), ``GET
+/replica/started?run=K&timeout=S`` (blocks until run K has started), ``GET
 /replica/wait?run=K&timeout=S`` (blocks until run K has ended), ``POST /replica/release`` and
 ``GET /replica/requests`` (method, path and auth header of each request to the Space).
 
@@ -390,6 +391,13 @@ def build_app(  # type: ignore[no-untyped-def]
                 raise HTTPException(404, f"run {run} did not start")
         if not log.runs[run].ended.wait(max(0.0, deadline - time.monotonic())):
             raise HTTPException(408, f"run {run} has not ended")
+        return log.runs[run].as_dict()
+
+    @app.get("/replica/started")
+    def started(run: int, timeout: float = 10.0) -> dict[str, Any]:
+        with log.started:
+            if not log.started.wait_for(lambda: run < len(log.runs), timeout):
+                raise HTTPException(404, f"run {run} did not start")
         return log.runs[run].as_dict()
 
     @app.post("/replica/release")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import math
 import os
-import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -84,14 +84,10 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def _retry_after(message: str, default: int) -> str:
-    """Seconds to wait, from what the Space said ("… 0:01:23", "… 42 seconds"), else default."""
-    clock = re.search(r"\b(\d+):(\d\d):(\d\d)\b", message)
-    if clock:
-        hours, minutes, seconds = (int(part) for part in clock.groups())
-        return str(max(1, hours * 3600 + minutes * 60 + seconds))
-    plain = re.search(r"\b(\d+)\s*(?:s|sec|secs|seconds?)\b", message)
-    return plain.group(1) if plain else str(default)
+def _retry_after(error: QwenGradioError, default: int) -> str:
+    """Seconds to wait, as the Space said (at least 1), else ``default``."""
+    stated = error.retry_after
+    return str(max(1, math.ceil(stated))) if stated is not None else str(default)
 
 
 def api_error(error: QwenGradioError) -> ApiError:
@@ -104,10 +100,10 @@ def api_error(error: QwenGradioError) -> ApiError:
     if isinstance(error, ModelNotSupportedError):
         return ApiError(404, message, code="model_not_found", param="model")
     if isinstance(error, RateLimitedError):
-        retry = {"Retry-After": _retry_after(message, 60)}
+        retry = {"Retry-After": _retry_after(error, 60)}
         return ApiError(429, message, "rate_limit_error", code="rate_limited", headers=retry)
     if isinstance(error, QueueFullError):
-        retry = {"Retry-After": _retry_after(message, 10)}
+        retry = {"Retry-After": _retry_after(error, 10)}
         return ApiError(503, message, "server_error", code="queue_full", headers=retry)
     if isinstance(error, SpaceUnavailableError):
         return ApiError(503, message, "server_error", code="space_unavailable")

@@ -60,6 +60,16 @@ class Replica:
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
 
+    def started(self, run: int, timeout: float = 20) -> dict[str, Any]:
+        """Block until run ``run`` has started on the Space; return what it received."""
+        response = httpx.get(
+            f"{self.url}/replica/started",
+            params={"run": run, "timeout": timeout},
+            timeout=timeout + 5,
+        )
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
     def requests(self) -> list[dict[str, Any]]:
         """The requests the Space received: method, path, auth header, user agent."""
         return httpx.get(f"{self.url}/replica/requests", timeout=10).json()  # type: ignore[no-any-return]

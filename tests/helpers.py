@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import socket
 import socketserver
 import subprocess
@@ -132,7 +133,7 @@ class FrontEnd(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-Rule = Callable[[str, str], str]  # (method, path) -> "forward" | "stall" | "cut" | "rewrite"
+Rule = Callable[[str, str], str]  # (method, path) -> forward | stall | cut | rewrite | 429
 
 
 class _FaultHandler(socketserver.BaseRequestHandler):
@@ -164,6 +165,12 @@ class _FaultHandler(socketserver.BaseRequestHandler):
         self.server.seen.append((method, path, action))
         if action == "stall":  # take the request, never answer, until the test ends
             self.server.stop.wait()
+            return
+        if action == "429":  # refuse, as Hugging Face's front end does, naming a wait
+            body = json.dumps({"detail": "Too many requests: retry in 1 seconds"}).encode()
+            head = "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+            head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            client.sendall(head.encode() + body)
             return
         headers = [h for h in header_lines if not h.lower().startswith("connection:")]
         outgoing = "\r\n".join([request_line, *headers, "Connection: close"]).encode("latin-1")

@@ -1,0 +1,330 @@
+"""``qwen-gradio batch``: many prompts through one QwenClient, resumable, with retries and progress.
+
+Input is JSON Lines: each line a JSON string (one prompt) or an object with ``messages``
+(OpenAI-style) or ``prompt``, and an optional ``id`` (default: the line number, from 1); blank
+lines are skipped. Every line is checked before any request (``BatchInputError`` names the line).
+
+Output is JSON Lines too, one line per prompt, written whole and flushed as soon as its reply
+completes, so the lines come in completion order; ``index`` is the input line number::
+
+    {"id": 7, "index": 7, "text": "...", "error": null, "attempts": 1,
+     "queue_seconds": 0.4, "generation_seconds": 3.2}
+
+A failed prompt has ``"error": {"type": "SpaceError", "message": "..."}`` and ``text`` holds what
+arrived before the error. Rerunning with the same output file appends: ids already answered
+without an error are skipped, failed ones are tried again (an unfinished last line, from a
+killed run, is cut off first). Queue full, rate limits and quota, and an unavailable Space are
+retried with exponential backoff and full jitter (or after the wait the Space states), up to
+``attempts`` tries in all; app errors, timeouts and bad input are not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .client import QwenClient
+from .errors import (
+    InvalidMessagesError,
+    QueueFullError,
+    QwenGradioError,
+    RateLimitedError,
+    SpaceUnavailableError,
+)
+from .messages import Prompt, to_conversation
+from .stream import QueueStatus, TextDelta
+
+__all__ = [
+    "RETRIED",
+    "BatchInputError",
+    "BatchItem",
+    "Progress",
+    "RetryPolicy",
+    "Summary",
+    "answered_ids",
+    "read_items",
+    "run_batch",
+]
+
+#: The errors a batch tries again: the Space was busy or away, not wrong.
+RETRIED = (QueueFullError, RateLimitedError, SpaceUnavailableError)
+
+
+class BatchInputError(InvalidMessagesError):
+    """A line of the batch input cannot be sent; ``line`` is its number (from 1)."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One prompt of the input: its line number, id and messages."""
+
+    index: int
+    id: Any
+    messages: Prompt
+
+
+def read_items(lines: Iterator[str] | list[str]) -> list[BatchItem]:
+    """The prompts of JSON Lines input, every line checked (BatchInputError for the first bad
+    one), ids unique."""
+    items: list[BatchItem] = []
+    seen: set[str] = set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BatchInputError(number, f"not JSON ({exc.msg})") from None
+        if isinstance(value, str):
+            item_id: Any = number
+            messages: Any = value
+        elif isinstance(value, dict):
+            item_id = value.get("id", number)
+            if not isinstance(item_id, (str, int)) or isinstance(item_id, bool):
+                raise BatchInputError(number, "'id' must be a string or an integer")
+            if "messages" in value:
+                messages = value["messages"]
+            elif "prompt" in value:
+                messages = value["prompt"]
+            else:
+                raise BatchInputError(number, "an object needs 'messages' or 'prompt'")
+        else:
+            raise BatchInputError(number, "a line is a JSON string or an object")
+        try:
+            to_conversation(messages)
+        except InvalidMessagesError as error:
+            raise BatchInputError(number, error.message) from None
+        key = json.dumps(item_id)
+        if key in seen:
+            raise BatchInputError(number, f"the id {item_id!r} is used twice")
+        seen.add(key)
+        items.append(BatchItem(number, item_id, messages))
+    return items
+
+
+def answered_ids(path: Path) -> set[str]:
+    """The ids (as JSON) that ``path``, an earlier run's output, holds an answer for. An
+    unfinished last line (a killed run) is cut off the file."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    complete = data[: data.rfind(b"\n") + 1]
+    if len(complete) != len(data):
+        with path.open("r+b") as out:
+            out.truncate(len(complete))
+    answered = set()
+    for line in complete.decode("utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("error") is None and "id" in record:
+            answered.add(json.dumps(record["id"]))
+    return answered
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and after how long, a prompt is tried again."""
+
+    attempts: int = 5  # tries in all
+    base: float = 1.0  # seconds before the second try, doubling after each
+    cap: float = 60.0  # the longest backoff
+    max_stated: float = 600.0  # the longest wait honoured when the Space names one
+
+    def delay(self, attempt: int, error: QwenGradioError) -> float:
+        """Seconds to wait after the ``attempt``-th try failed with ``error``."""
+        stated = error.retry_after
+        if stated is not None:
+            return min(stated, self.max_stated)
+        return random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
+
+
+@dataclass
+class Summary:
+    """How a batch went."""
+
+    total: int = 0
+    skipped: int = 0  # answered by an earlier run
+    answered: int = 0
+    failed: int = 0
+    retries: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        state = "interrupted" if self.interrupted else "done"
+        return (
+            f"batch {state}: {self.answered} answered, {self.failed} failed,"
+            f" {self.skipped} skipped (answered before), {self.retries} retries,"
+            f" of {self.total} prompts in {self.seconds:.1f} s"
+        )
+
+
+@dataclass
+class Progress:
+    """Progress on ``stream`` (stderr): a tqdm bar on a terminal, else a plain line every
+    ``interval`` seconds. Counts what is done, failed and in flight, and the queue position."""
+
+    total: int
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    interval: float = 5.0
+    done: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    rank: int | None = None
+    _bar: Any = None
+    _last_line: float = 0.0
+    _started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        if self.stream.isatty():
+            from tqdm import tqdm  # type: ignore[import-untyped]
+
+            self._bar = tqdm(total=self.total, file=self.stream, unit="prompt", leave=True)
+
+    def queued(self, status: QueueStatus) -> None:
+        self.rank = None if status.started else status.rank
+        self._show()
+
+    def started(self) -> None:
+        self.in_flight += 1
+        self._show()
+
+    def finished(self, ok: bool) -> None:
+        self.in_flight -= 1
+        self.done += ok
+        self.failed += not ok
+        if self._bar is not None:
+            self._bar.update(1)
+        self._show(force=self.done + self.failed == self.total)
+
+    def _show(self, force: bool = False) -> None:
+        where = "" if self.rank is None else f", queue position {self.rank}"
+        state = f"{self.done} done, {self.failed} failed, {self.in_flight} in flight{where}"
+        if self._bar is not None:
+            self._bar.set_postfix_str(state, refresh=False)
+            return
+        now = time.monotonic()
+        if not force and now - self._last_line < self.interval:
+            return
+        self._last_line = now
+        finished = self.done + self.failed
+        elapsed = now - self._started
+        rate = finished / elapsed if elapsed > 0 else 0.0
+        eta = f", ETA {(self.total - finished) / rate:.0f} s" if rate and finished else ""
+        self.stream.write(f"batch: {finished}/{self.total}, {state}, {rate:.2f}/s{eta}\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _record(item: BatchItem, text: str, error: QwenGradioError | None, **timing: Any) -> str:
+    body: dict[str, Any] = {"id": item.id, "index": item.index, "text": text}
+    body["error"] = (
+        None if error is None else {"type": type(error).__name__, "message": error.message}
+    )
+    body.update(timing)
+    return json.dumps(body, ensure_ascii=False) + "\n"
+
+
+async def run_batch(
+    client: QwenClient,
+    items: list[BatchItem],
+    output: Path,
+    *,
+    concurrency: int = 4,
+    system: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    retry: RetryPolicy | None = None,
+    progress: Progress | None = None,
+    summary: Summary | None = None,
+) -> Summary:
+    """Answer ``items`` (skipping those ``output`` already answers), appending a line to
+    ``output`` as each completes; at most ``concurrency`` jobs at once. Cancelling the task
+    (Ctrl-C under ``asyncio.run``) cancels the jobs in flight on the Space, marks ``summary``
+    (fill your own to read it then) interrupted and re-raises; every line written stays whole."""
+    retry = retry or RetryPolicy()
+    answered = answered_ids(output)
+    todo = [item for item in items if json.dumps(item.id) not in answered]
+    summary = summary if summary is not None else Summary()
+    summary.total, summary.skipped = len(items), len(items) - len(todo)
+    progress = progress or Progress(len(todo))
+    slots = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
+
+    async def answer(item: BatchItem, out: TextIO) -> None:
+        async with slots:
+            progress.started()
+            attempt = 0
+            while True:
+                attempt += 1
+                begun = time.monotonic()
+                generating: float | None = None
+                stream = client.astream(item.messages, system=system, options=options)
+                try:
+                    async with stream:
+                        async for event in stream.events():
+                            if isinstance(event, QueueStatus):
+                                progress.queued(event)
+                                if event.started and generating is None:
+                                    generating = time.monotonic()
+                            elif isinstance(event, TextDelta) and generating is None:
+                                generating = time.monotonic()
+                    error: QwenGradioError | None = None
+                except RETRIED as exc:
+                    if attempt < retry.attempts:
+                        summary.retries += 1
+                        await asyncio.sleep(retry.delay(attempt, exc))
+                        continue
+                    error = exc
+                except QwenGradioError as exc:
+                    error = exc
+                ended = time.monotonic()
+                generating = generating or ended
+                out.write(
+                    _record(
+                        item,
+                        stream.text,
+                        error,
+                        attempts=attempt,
+                        queue_seconds=round(generating - begun, 3),
+                        generation_seconds=round(ended - generating, 3),
+                    )
+                )
+                out.flush()  # one whole line per write: a kill never leaves half of one
+                if error is None:
+                    summary.answered += 1
+                else:
+                    summary.failed += 1
+                progress.finished(error is None)
+                return
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output.open("a", encoding="utf-8") as out:
+        tasks = [asyncio.ensure_future(answer(item, out)) for item in todo]
+        try:
+            await asyncio.gather(*tasks)
+        except asyncio.CancelledError:
+            summary.interrupted = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)  # each closes its stream
+            raise
+        finally:
+            summary.seconds = time.monotonic() - started
+            progress.close()
+    return summary
