@@ -2,7 +2,8 @@
 
 A ``gr.ChatInterface`` streams each reply through ``QwenClient.astream`` with the whole
 conversation as real history, and a system-prompt box that applies to the next message. The Stop
-button cancels the job on the Space; retry, undo and clear are ChatInterface's own; conversations
+button cancels the job on the Space and marks the reply as cut short; retry, undo and clear are
+ChatInterface's own; conversations
 are saved in the browser. While the Space queues the request the reply shows the queue position.
 Errors appear as the Space's own text. A Space with options (the Qwen2.5 demo's model size) gets
 a control for each, beside the system prompt. The chat endpoint stays callable by any Gradio
@@ -32,6 +33,7 @@ __all__ = ["REPLICA", "build_ui", "close", "serve"]
 
 REPLICA = "replica"  # --space replica: serve the bundled replica in this process
 ERROR_TITLE = "The Space could not answer"
+STOPPED_TITLE = "Stopped: the reply was cut short here"
 
 
 def _text(content: Any) -> str:
@@ -153,7 +155,7 @@ def build_ui(
         lines=2,
         info="Applies to your next message.",
     )
-    return gr.ChatInterface(
+    interface = gr.ChatInterface(
         chat,
         chatbot=gr.Chatbot(label="Qwen2.5-Max", scale=1, autoscroll=True),
         additional_inputs=[system_box, *(control for _, control in controls)],
@@ -167,6 +169,24 @@ def build_ui(
         fill_height=True,
         analytics_enabled=False,
     )
+
+    def mark_stopped(history: list[Any]) -> list[Any]:
+        """Stop cut the reply short: say so under it (a note, not part of the conversation)."""
+        last = history[-1] if history else None
+        fields = (last if isinstance(last, dict) else vars(last)) if last is not None else {}
+        if fields.get("role") == "assistant" and not (fields.get("metadata") or {}).get("title"):
+            return [*history, note(STOPPED_TITLE)]
+        return history
+
+    with interface:
+        interface.textbox.stop(
+            mark_stopped,
+            [interface.chatbot],
+            [interface.chatbot],
+            api_visibility="undocumented",
+            queue=False,
+        )
+    return interface
 
 
 def local_theme() -> Any:

@@ -163,10 +163,12 @@ def test_chatting_in_a_browser(
     expect(bot.last).to_have_text("Ahoy there")
     page.screenshot(path=str(ARTIFACTS / "ui-streaming.png"))
 
-    # Stop ends the stream in the page and cancels the job on the Space.
+    # Stop ends the stream in the page, cancels the job on the Space, and marks the reply.
     page.locator("button.stop-button").click()
     assert side.wait(run)["outcome"] == "stopped"
-    expect(bot.last).to_have_text("Ahoy there")
+    expect(page.get_by_text("Stopped: the reply was cut short here")).to_be_visible()
+    expect(page.get_by_text("Ahoy there", exact=True)).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "ui-stopped.png"))
 
     # While the Space is busy the reply shows the queue position, then the answer.
     with QwenClient(space.url) as blocker:
