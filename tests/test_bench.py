@@ -35,3 +35,22 @@ def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
         assert line.rstrip().endswith("| 4/4 |"), line  # every concurrent reply exact
     assert "`import qwen_gradio`" in report and "## Targets" in report
     assert "streamed requests waiting in the Space's queue" in report  # the server's memory
+
+
+def test_the_batch_benchmark_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS-batch.md"
+    done = subprocess.run(
+        [sys.executable, "bench/batch.py", "--smoke", "--generation", "6", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [
+        line
+        for line in output.read_text().splitlines()
+        if line.startswith("| ") and "|---" not in line
+    ]
+    assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "8", "32"]
+    assert all("| 10/10 |" in row for row in rows[1:])  # every reply exact
