@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -57,6 +58,9 @@ proxy_option = click.option(
 )
 
 
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
 def parse_options(
     ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
 ) -> dict[str, str]:
@@ -71,16 +75,21 @@ def parse_options(
     return options
 
 
-option_option = click.option(
-    "-o",
-    "--option",
-    "options",
-    multiple=True,
-    callback=parse_options,
-    metavar="NAME=VALUE",
-    help="Set one of the Space's extra chat inputs (see 'qwen-gradio info'), e.g."
-    " -o model_size=32B; repeatable.",
-)
+def options_option(*flags: str) -> Callable[[FC], FC]:
+    """``--option NAME=VALUE`` (repeatable), also spelled as ``flags``."""
+    return click.option(
+        *flags,
+        "--option",
+        "options",
+        multiple=True,
+        callback=parse_options,
+        metavar="NAME=VALUE",
+        help="Set one of the Space's extra chat inputs (see 'qwen-gradio info'), e.g."
+        " --option model_size=32B; repeatable.",
+    )
+
+
+option_option = options_option("-o")
 transport_option = click.option(
     "--transport",
     type=click.Choice(["auto", "direct", "gradio_client"]),
@@ -385,14 +394,7 @@ def make_client(
 @click.option(
     "--timeout", type=float, default=None, help="Seconds one reply may take [default: 900]."
 )
-@click.option(
-    "--option",
-    "options",
-    multiple=True,
-    callback=parse_options,
-    metavar="NAME=VALUE",
-    help="Set one of the Space's extra chat inputs; repeatable.",
-)
+@options_option()  # -o is the output here
 @transport_option
 def batch(
     input_file: TextIO,
