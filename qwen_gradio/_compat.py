@@ -39,7 +39,6 @@ import inspect
 import json
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .errors import (
@@ -51,7 +50,7 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .space import ChatEndpoint, check_gradio_config, new_session_hash
+from .space import ChatEndpoint, SpaceConnection, check_gradio_config, new_session_hash
 
 __all__ = [
     "DIRECT_PROTOCOLS",
@@ -92,20 +91,6 @@ _CLIENT_ATTRIBUTES = (
     "stream_executor",
 )
 _CLIENT_METHODS = ("_telemetry_thread", "_get_config", "new_helper", "send_data", "stream_messages")
-
-
-@dataclass(frozen=True)
-class SpaceConnection:
-    """What connecting to a Space established; reused by every stream of a QwenClient."""
-
-    url: str
-    endpoint: ChatEndpoint
-    headers: dict[str, str]
-    cookies: dict[str, str]
-    config: dict[str, Any]
-    gradio_client_version: str
-    transport: str = "direct"  # "direct" | "gradio_client"
-    client: Any = field(default=None, repr=False, compare=False)  # the QuietClient, for submit()
 
 
 def check_gradio_client() -> str:

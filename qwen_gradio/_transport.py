@@ -19,19 +19,35 @@ from typing import Any
 
 import httpx
 
-from ._compat import SpaceConnection, stream_error, submit
+from ._cache import SpaceCache, fingerprint
+from ._compat import DIRECT_PROTOCOLS, stream_error, submit
 from .errors import (
+    InvalidSpaceError,
     QueueFullError,
     QwenGradioError,
     RateLimitedError,
     SpaceError,
+    SpaceProtocolError,
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .space import new_session_hash
+from .space import (
+    ChatEndpoint,
+    SpaceConnection,
+    check_gradio_config,
+    new_session_hash,
+    parameter_names_in,
+)
 from .stream import SSELineDecoder
 
-__all__ = ["GradioClientJob", "cancel_job", "event_stream", "join_queue", "new_session_hash"]
+__all__ = [
+    "GradioClientJob",
+    "cancel_job",
+    "connect_direct",
+    "event_stream",
+    "join_queue",
+    "new_session_hash",
+]
 
 
 def _url(conn: SpaceConnection, path: str) -> str:
@@ -71,6 +87,78 @@ def transport_error(exc: httpx.HTTPError, what: str, partial_text: str = "") -> 
         )
     return SpaceUnavailableError(
         f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), partial_text=partial_text
+    )
+
+
+async def _get_json(http: httpx.AsyncClient, url: str, timeout: httpx.Timeout) -> Any:
+    """GET ``url`` as JSON (None when the answer is not JSON); typed errors for the rest."""
+    try:
+        response = await http.get(url, timeout=timeout)
+    except httpx.HTTPError as exc:
+        if isinstance(exc, httpx.TimeoutException):
+            raise StreamTimeoutError(f"connecting to {url} timed out", kind="connect") from exc
+        raise SpaceUnavailableError(f"cannot reach the Space at {url}: {exc}") from exc
+    if not response.is_success:
+        raise _status_error(response, f"cannot load the Space at {url}")
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+async def connect_direct(
+    http: httpx.AsyncClient,
+    url: str,
+    timeout: httpx.Timeout,
+    cache: SpaceCache | None,
+    *,
+    fallback: bool = True,
+) -> SpaceConnection | None:
+    """Connect for the direct transport, with no gradio_client: ``/config`` (validated before
+    anything else is asked) and, only for a Space whose chat event has options, its API info for
+    their names, unless ``cache`` holds them for exactly this event. For a Space that speaks a
+    protocol the direct transport does not: None (connect through gradio_client then), or
+    InvalidSpaceError without ``fallback``."""
+    config = await _get_json(http, url + "config", timeout)
+    if config is None:
+        raise SpaceUnavailableError(
+            f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
+            " building"
+        )
+    check_gradio_config(url, config)
+    protocol = str(config.get("protocol", ""))
+    if protocol not in DIRECT_PROTOCOLS:
+        if fallback:
+            return None
+        raise InvalidSpaceError(
+            f"{url} speaks the queue protocol {protocol!r}; transport='direct' speaks"
+            f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
+        )
+    try:
+        endpoint = ChatEndpoint.from_config(config)
+        if endpoint.options:
+            key = fingerprint(config, endpoint.fn_index)
+            names = cache.names(url, key) if cache is not None else None
+            if names is None:
+                info = await _get_json(
+                    http, f"{url}{endpoint.api_prefix}info?serialize=False", timeout
+                )
+                if not isinstance(info, dict) or not isinstance(info.get("named_endpoints"), dict):
+                    raise SpaceProtocolError(
+                        f"{url} answered its API info in a shape Gradio does not use"
+                    )
+                names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
+                if cache is not None:
+                    cache.store(url, key, names)
+            endpoint = ChatEndpoint.from_config(config, parameter_names=names)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+    return SpaceConnection(
+        url=url,
+        endpoint=endpoint,
+        headers=dict(http.headers),
+        cookies={name: value for name, value in http.cookies.items() if value is not None},
+        config=config,
     )
 
 

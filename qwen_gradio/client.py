@@ -16,11 +16,13 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ._compat import TRANSPORTS, SpaceConnection, close_connection, connect
+from ._cache import SpaceCache, cache_enabled
+from ._compat import TRANSPORTS, close_connection, connect
 from ._loop import LoopThread, run_in_thread
 from ._transport import (
     GradioClientJob,
     cancel_job,
+    connect_direct,
     event_stream,
     join_queue,
     new_session_hash,
@@ -35,7 +37,7 @@ from .errors import (
     StreamTimeoutError,
 )
 from .messages import Conversation, Prompt, to_conversation
-from .space import ChatOption, resolve_space_url
+from .space import ChatOption, SpaceConnection, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
 
 __all__ = ["AsyncEvents", "AsyncStream", "QwenClient", "Stream", "Timeouts"]
@@ -43,6 +45,7 @@ __all__ = ["AsyncEvents", "AsyncStream", "QwenClient", "Stream", "Timeouts"]
 T = TypeVar("T")
 
 CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
+USER_AGENT = f"qwen_gradio/{__version__}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,9 @@ class QwenClient:
             "gradio_client"), "direct" (qwen_gradio speaks the queue protocol itself: one delta
             per Space step, no polling), or "gradio_client" (jobs go through
             ``gradio_client.Client.submit``; all the protocols gradio_client speaks).
+        cache: remember, on disk, what connecting learnt that a Space's config does not say (the
+            names of its options), so a later process asks one request less; every use is
+            validated against the config. Default: on, unless ``QWEN_GRADIO_NO_CACHE=1``.
 
     Example::
 
@@ -108,6 +114,7 @@ class QwenClient:
         timeout: Timeouts | float | None = None,
         options: Mapping[str, Any] | None = None,
         transport: str = "auto",
+        cache: bool | None = None,
     ) -> None:
         self.space_url = resolve_space_url(space)
         self.timeouts = Timeouts.of(timeout)
@@ -117,8 +124,14 @@ class QwenClient:
         self.options = _checked_options(options)
         self._hf_token = hf_token if hf_token is not None else os.environ.get("HF_TOKEN") or None
         self._proxy = proxy
+        self._cache = SpaceCache() if cache_enabled(cache) else None
+        self._headers = {"user-agent": USER_AGENT, "x-gradio-user": "api"}
+        if self._hf_token:  # where gradio_client puts it (a Space's own auth uses Authorization)
+            self._headers["x-hf-authorization"] = f"Bearer {self._hf_token}"
         self._connection: SpaceConnection | None = None
-        self._connect_lock = threading.Lock()
+        self._connect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
             weakref.WeakKeyDictionary()
         )
@@ -135,49 +148,79 @@ class QwenClient:
 
     def connect(self) -> SpaceConnection:
         """Connect to the Space now (otherwise done on first use); return what was learnt."""
+        if self._connection is not None:
+            return self._connection
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        with self._connect_lock:
-            if self._connection is None:
-                timeout = self.timeouts.connect
-                kwargs: dict[str, Any] = {"timeout": httpx.Timeout(timeout)}
-                if self._proxy:
-                    kwargs["proxy"] = self._proxy
-                connection = connect(
-                    self.space_url,
-                    hf_token=self._hf_token,
-                    httpx_kwargs=kwargs,
-                    user_agent=f"qwen_gradio/{__version__}",
-                    transport=self.transport,
-                )
-                try:
-                    connection.endpoint.option_values(self.options)
-                except InvalidOptionError:
-                    close_connection(connection)
-                    raise
-                self._connection = connection
+        return self._runner.run(self.aconnect())
+
+    async def aconnect(self) -> SpaceConnection:
+        """Async twin of ``connect()``.
+
+        The direct transport asks the Space for its config (and, for a Space with options,
+        their names, unless the cache has them for exactly this chat event) over this loop's
+        pool, without gradio_client. ``transport="gradio_client"``, or a Space whose protocol
+        the direct transport does not speak, connects through gradio_client instead."""
+        if self._connection is not None:
             return self._connection
+        if self._closed:
+            raise StreamClosedError("this QwenClient is closed")
+        loop = asyncio.get_running_loop()
+        lock = self._connect_locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if self._connection is not None:
+                return self._connection
+            connection = None
+            if self.transport != "gradio_client":
+                http = await self._pool()
+                timeout = httpx.Timeout(self.timeouts.connect)
+                connection = await connect_direct(
+                    http,
+                    self.space_url,
+                    timeout,
+                    self._cache,
+                    fallback=self.transport == "auto",
+                )
+            if connection is None:
+                connection = await run_in_thread(self._connect_with_gradio_client)
+            try:
+                connection.endpoint.option_values(self.options)
+            except InvalidOptionError:
+                close_connection(connection)
+                raise
+            if self._connection is None:
+                self._connection = connection
+            elif connection is not self._connection:  # another loop connected first
+                close_connection(connection)
+        return self._connection
+
+    def _connect_with_gradio_client(self) -> SpaceConnection:
+        kwargs: dict[str, Any] = {"timeout": httpx.Timeout(self.timeouts.connect)}
+        if self._proxy:
+            kwargs["proxy"] = self._proxy
+        return connect(
+            self.space_url,
+            hf_token=self._hf_token,
+            httpx_kwargs=kwargs,
+            user_agent=USER_AGENT,
+            transport="gradio_client",
+        )
 
     def chat_options(self) -> tuple[ChatOption, ...]:
         """The Space's extra chat inputs (connects first): each with its name, component,
         allowed values and default. The Qwen2.5-Max Space has none."""
         return self.connect().endpoint.options
 
-    async def aconnect(self) -> SpaceConnection:
-        """Async twin of ``connect()``."""
-        if self._connection is not None:
-            return self._connection
-        return await run_in_thread(self.connect)
-
-    async def _pool(self, conn: SpaceConnection) -> httpx.AsyncClient:
+    async def _pool(self) -> httpx.AsyncClient:
         """The connection pool of the running event loop, closed when that loop shuts down its
         async generators (as ``asyncio.run`` does), or by ``aclose()``/``close()``."""
         loop = asyncio.get_running_loop()
         pool = self._pools.get(loop)
         if pool is None or pool[0].is_closed:
+            conn = self._connection
             http = httpx.AsyncClient(
-                headers=conn.headers,
-                cookies=conn.cookies,
+                headers=self._headers,
+                cookies=conn.cookies if conn is not None else None,
                 proxy=self._proxy,
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
             )
@@ -473,7 +516,7 @@ class _Job:
         options: Mapping[str, Any],
         *,
         connect: Callable[[], Awaitable[SpaceConnection]],
-        pool: Callable[[SpaceConnection], Awaitable[httpx.AsyncClient]],
+        pool: Callable[[], Awaitable[httpx.AsyncClient]],
         cancel: Callable[[SpaceConnection, str, str], object],
     ) -> None:
         self.conversation = conversation
@@ -600,7 +643,7 @@ class _Job:
                 if join.done() and not join.cancelled():
                     self.event_id = join.result()
             else:
-                http = await self.pool(conn)
+                http = await self.pool()
                 state = self.state = ReplyState(
                     conn.endpoint.chatbot_output, quoted_errors=conn.endpoint.gradio_major == 4
                 )

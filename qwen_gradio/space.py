@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import InvalidMessagesError, InvalidOptionError, InvalidSpaceError
@@ -22,10 +22,12 @@ __all__ = [
     "ChatEndpoint",
     "ChatFormat",
     "ChatOption",
+    "SpaceConnection",
     "assistant_text",
     "check_gradio_config",
     "encode_history",
     "new_session_hash",
+    "parameter_names_in",
     "resolve_space_url",
 ]
 
@@ -238,15 +240,20 @@ class ChatEndpoint:
 
     @classmethod
     def from_config(
-        cls, config: dict[str, Any], info: dict[str, Any] | None = None
+        cls,
+        config: dict[str, Any],
+        info: dict[str, Any] | None = None,
+        *,
+        parameter_names: list[str | None] | None = None,
     ) -> ChatEndpoint:
         """Find the chat event in a Space's config and read its layout.
 
         The chat event is the one named ``/model_chat``, else the first event that takes a text
         box and a Chatbot and returns that Chatbot. Its first text box before the Chatbot is the
         query, the next text box the system prompt (a Space may have none); every other input
-        is an option (``ChatOption``), named as the API info names it. Raises ValueError when
-        the Space has no such event.
+        is an option (``ChatOption``), named as the API info (or ``parameter_names``, what an
+        earlier API info said) names it, else after its label. Raises ValueError when the Space
+        has no such event.
         """
         components = {c["id"]: c for c in config.get("components", [])}
 
@@ -280,7 +287,11 @@ class ChatEndpoint:
         texts = [k for k, i in enumerate(inputs) if _type(components, i) == "textbox"]
         query_input = next((k for k in texts if k < history_input), texts[0])
         system_input = next((k for k in texts if k > query_input), None)
-        names = _parameter_names(info, dep.get("api_name"), len(inputs))
+        names = (
+            parameter_names
+            if parameter_names is not None and len(parameter_names) == len(inputs)
+            else parameter_names_in(info, dep.get("api_name"), len(inputs))
+        )
         options = tuple(
             ChatOption.from_component(
                 components.get(i, {}),
@@ -366,7 +377,7 @@ def _type(components: dict[Any, dict[str, Any]], component_id: Any) -> Any:
     return components.get(component_id, {}).get("type")
 
 
-def _parameter_names(info: dict[str, Any] | None, api_name: Any, count: int) -> list[str | None]:
+def parameter_names_in(info: dict[str, Any] | None, api_name: Any, count: int) -> list[str | None]:
     """The event's parameter names from the Space's API info, when it lists one per input."""
     parameters = ((info or {}).get("named_endpoints") or {}).get(f"/{api_name}", {})
     parameters = parameters.get("parameters") if isinstance(parameters, dict) else None
@@ -424,3 +435,17 @@ def assistant_text(history: Any) -> str:
             break
         parts.append(_message_text(message.get("content")))
     return "".join(reversed(parts))
+
+
+@dataclass(frozen=True)
+class SpaceConnection:
+    """What connecting to a Space established; reused by every stream of a QwenClient."""
+
+    url: str
+    endpoint: ChatEndpoint
+    headers: dict[str, str]
+    cookies: dict[str, str]
+    config: dict[str, Any]
+    gradio_client_version: str = ""  # of a connection made through gradio_client
+    transport: str = "direct"  # "direct" | "gradio_client"
+    client: Any = field(default=None, repr=False, compare=False)  # the QuietClient, for submit()

@@ -139,6 +139,18 @@ def shared_replica(generation: str, variant: str = "max") -> Replica:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' own cache directory (never the user's), for this process and its children."""
+    before = os.environ.get("QWEN_GRADIO_CACHE_DIR")
+    os.environ["QWEN_GRADIO_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("QWEN_GRADIO_CACHE_DIR", None)
+    else:
+        os.environ["QWEN_GRADIO_CACHE_DIR"] = before
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _stop_shared_replicas() -> Iterator[None]:
     yield
     for server in _REPLICAS.values():

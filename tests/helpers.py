@@ -163,6 +163,8 @@ class _FaultHandler(socketserver.BaseRequestHandler):
             body += chunk
         action = self.server.rule(method, path)
         self.server.seen.append((method, path, action))
+        if self.server.delay:  # a far-away Space: every request waits before it is forwarded
+            self.server.stop.wait(self.server.delay)
         if action == "stall":  # take the request, never answer, until the test ends
             self.server.stop.wait()
             return
@@ -211,7 +213,8 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
     """A front end on loopback before a real Space: each request is forwarded, taken and never
     answered ("stall": a stuck load balancer), forwarded and cut after ``cut_after`` bytes of
     its response ("cut": a dropped connection), or forwarded with its response body passed through
-    ``rewrite(path, body)`` ("rewrite"), as ``rule(method, path)`` says."""
+    ``rewrite(path, body)`` ("rewrite"), as ``rule(method, path)`` says. With ``delay``, every
+    request is held that many seconds before anything else (a Space far away)."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -222,9 +225,11 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
         rule: Rule,
         cut_after: int = 4096,
         rewrite: Callable[[str, bytes], bytes] | None = None,
+        delay: float = 0.0,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         self.rewrite = rewrite or (lambda path, body: body)
+        self.delay = delay
         parts = urlsplit(upstream_url)
         self.upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
         self.rule = rule

@@ -180,11 +180,10 @@ def test_provider_options_reach_the_space(g4f: str, replica6: Replica) -> None:
     received = out["flatten_received"]
     assert received["query"] == "User: u1\nAssistant: a1\nUser: u2\nAssistant:"
     assert (received["history"], received["system"]) == ([], "Sys")
-    assert out["authorization"] == ["Bearer hf_driver_token"] * 3  # info, join, data
+    assert out["authorization"] == ["Bearer hf_driver_token"] * 3  # config, join, data
     assert out["proxied_content"] == "proxied"
     assert [line.split("?")[0].split(" ")[0] for line in out["proxy_seen"]] == [
-        "GET",
-        "GET",
+        "GET",  # the config (the demo has no options: no API info)
         "POST",
         "GET",
     ]

@@ -324,9 +324,10 @@ def test_nothing_but_the_space_is_contacted(
     recording.set()
     try:
         with QwenClient(replica.url, transport=transport) as client:
-            threads = threading.active_count()
+            before = set(threading.enumerate())
             client.connect()
-            assert threading.active_count() == threads  # no telemetry or heartbeat thread
+            started = [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+            assert started == ["qwen_gradio-loop"]  # the sync API's; no telemetry or heartbeat
             assert client.chat("/echo hi") == "hi"
             for _ in client.stream("/long 3000"):
                 break  # and the cancellation

@@ -26,14 +26,19 @@ def new_requests(replica: Replica, before: int) -> list[dict[str, str]]:
     return replica.requests()[before:]
 
 
-def test_the_config_is_fetched_once_per_client(replica6: Replica) -> None:
+@pytest.mark.parametrize(("transport", "infos"), [("direct", 0), ("gradio_client", 1)])
+def test_the_config_is_fetched_once_per_client(
+    replica6: Replica, transport: str, infos: int
+) -> None:
+    """The direct transport asks for the config alone (the API info only names options, and the
+    demo has none); gradio_client asks for both."""
     before = len(replica6.requests())
-    with QwenClient(replica6.url) as client:
+    with QwenClient(replica6.url, transport=transport) as client:
         for i in range(3):
             assert client.chat(f"/echo {i}") == str(i)
     paths = [r["path"] for r in new_requests(replica6, before)]
     assert paths.count("/config") == 1
-    assert paths.count("/gradio_api/info") == 1
+    assert paths.count("/gradio_api/info") == infos
     assert paths.count("/gradio_api/queue/join") == 3
 
 

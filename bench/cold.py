@@ -1,0 +1,184 @@
+"""Cold start: from a fresh process to the first token, through a front end that holds every
+request 100 ms (a Space far away), side by side.
+
+Rows: qwen_gradio on a machine that never talked to the Space (an empty cache directory) and
+on one that did (the cache a first run left), the seed's gpt4free 0.5.7.0 provider (from
+``.venv-seed``, ``bash bench/seed-venv.sh``), and bare gradio_client (``Client`` + ``submit``).
+Each run is a fresh interpreter; its clock starts after the package's import (qwen_gradio
+imports gradio_client only when it needs it, so that counts). The kinds alternate, run after
+run; the table has the median and the spread of ``--runs`` runs::
+
+    python bench/cold.py [--generation 5|6] [--delay 0.1] [--runs 5] [--smoke]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+SEED_PYTHON = ROOT / ".venv-seed" / "bin" / "python"
+QUERY = "/echo cold start"
+KINDS = (
+    "qwen_gradio, never seen",
+    "qwen_gradio, seen before",
+    "seed (gpt4free 0.5.7.0)",
+    "gradio_client",
+)
+
+
+def worker(kind: str, url: str) -> float:
+    """Seconds from after the import to the first token, in this (fresh) process."""
+    if kind.startswith("qwen_gradio"):
+        from qwen_gradio import QwenClient
+
+        started = time.perf_counter()
+        with QwenClient(url) as client, client.stream(QUERY) as stream:
+            next(stream)
+            return time.perf_counter() - started
+    if kind.startswith("seed"):
+        import asyncio
+
+        from g4f.Provider.hf_space.Qwen_Qwen_2_5_Max import Qwen_Qwen_2_5_Max
+
+        started = time.perf_counter()
+        base = url.rstrip("/")
+        provider = type(
+            "SeedAt",
+            (Qwen_Qwen_2_5_Max,),
+            {"url": base, "api_endpoint": f"{base}/gradio_api/queue/join?"},
+        )
+
+        async def first() -> float:
+            messages = [{"role": "user", "content": QUERY}]
+            async for part in provider.create_async_generator("qwen-qwen2-5-max", messages):
+                if isinstance(part, str) and part:
+                    return time.perf_counter() - started
+            raise RuntimeError("no token")
+
+        return asyncio.run(first())
+    from gradio_client import Client
+
+    started = time.perf_counter()
+    client = Client(url, verbose=False, download_files=False)
+    job = client.submit(QUERY, [], "You are a helpful assistant.", fn_index=0)
+    for output in job:
+        history = output[1]
+        if history and (history[-1][1] if isinstance(history[-1], list) else history[-1]):
+            seconds = time.perf_counter() - started
+            job.cancel()
+            return seconds
+    raise RuntimeError("no token")
+
+
+def run_worker(kind: str, url: str, cache: Path) -> float | str:
+    python = str(SEED_PYTHON) if kind.startswith("seed") else sys.executable
+    if kind.startswith("seed") and not SEED_PYTHON.exists():
+        return "skipped: no .venv-seed"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "QWEN_GRADIO_CACHE_DIR": str(cache)}
+    env["GRADIO_ANALYTICS_ENABLED"] = "False"
+    done = subprocess.run(
+        [python, str(BENCH / "cold.py"), "--worker", kind, "--url", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        return "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1]
+    return float(json.loads(done.stdout)["seconds"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generation", choices=["5", "6"], default=None)
+    parser.add_argument("--delay", type=float, default=0.1, help="seconds held per request")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="one run, no delay")
+    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS-cold.md")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps({"seconds": worker(args.worker, args.url)}))
+        return 0
+    sys.path.insert(0, str(ROOT))
+    from tests.conftest import _g5_python, start_replica
+    from tests.helpers import FaultyFrontEnd
+
+    runs, delay = (1, 0.0) if args.smoke else (args.runs, args.delay)
+    g5 = _g5_python()
+    generation = args.generation or ("5" if g5 else "6")
+    python = g5 if generation == "5" and g5 else sys.executable
+    replica = start_replica(python, "bench-cold", delay=0.005)
+    results: dict[str, list[float | str]] = {kind: [] for kind in KINDS}
+    scratch = Path(tempfile.mkdtemp(prefix="qwen-gradio-cold-"))
+    try:
+        with FaultyFrontEnd(replica.url, lambda method, path: "forward", delay=delay) as front:
+            for run in range(runs):
+                for kind in KINDS:
+                    cache = scratch / f"{kind.split(',')[0]}-{run}"
+                    if kind.endswith("seen before"):  # a first contact leaves the cache
+                        cache = scratch / f"warm-{run}"
+                        run_worker(kind, front.url, cache)
+                    print(f"run {run + 1}: {kind}…", file=sys.stderr, flush=True)
+                    results[kind].append(run_worker(kind, front.url, cache))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        assert replica.process is not None
+        replica.process.terminate()
+        replica.process.wait(timeout=10)
+    rows = []
+    seed = _median(results[KINDS[2]])
+    for kind in KINDS:
+        values = [v for v in results[kind] if isinstance(v, float)]
+        if not values:
+            rows.append(f"| {kind} | {results[kind][0]} | | |")
+            continue
+        median = statistics.median(values)
+        versus = f"{(median - seed) * 1000:+.0f} ms" if seed is not None else ""
+        rows.append(
+            f"| {kind} | {median * 1000:.0f} | {min(values) * 1000:.0f}–{max(values) * 1000:.0f}"
+            f" | {versus} |"
+        )
+    text = "\n".join(
+        [
+            "# Cold start: first token from a fresh process",
+            "",
+            f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"- machine: {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}",
+            f"- replica: gradio {replica.gradio_version} behind a loopback front end holding every"
+            f" request {delay * 1000:.0f} ms; query {QUERY!r}; {runs} alternating runs, each a fresh"
+            " process, clocks started after the package's import"
+            + (" — SMOKE RUN" if args.smoke else ""),
+            "",
+            "| client | first token, median (ms) | range (ms) | vs the seed |",
+            "|---|---|---|---|",
+            *rows,
+            "",
+        ]
+    )
+    print(text)
+    args.output.write_text(text)
+    return 0
+
+
+def _median(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, float)]
+    return statistics.median(numbers) if numbers else None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
