@@ -3,7 +3,9 @@ request 100 ms (a Space far away), side by side.
 
 Rows: qwen_gradio on a machine that never talked to the Space (an empty cache directory) and
 on one that did (the cache a first run left), the seed's gpt4free 0.5.7.0 provider (from
-``.venv-seed``, ``bash bench/seed-venv.sh``), and bare gradio_client (``Client`` + ``submit``).
+``.venv-seed``, ``bash bench/seed-venv.sh``), and bare gradio_client (``Client`` + ``submit``);
+then qwen_gradio again against the Qwen2.5 demo's layout (a model-size option, whose name only
+the API info gives: the one place the cache saves a request).
 Each run is a fresh interpreter; its clock starts after the package's import (qwen_gradio
 imports gradio_client only when it needs it, so that counts). The kinds alternate, run after
 run; the table has the median and the spread of ``--runs`` runs::
@@ -35,6 +37,8 @@ KINDS = (
     "qwen_gradio, seen before",
     "seed (gpt4free 0.5.7.0)",
     "gradio_client",
+    "qwen_gradio, Qwen2.5 layout, never seen",
+    "qwen_gradio, Qwen2.5 layout, seen before",
 )
 
 
@@ -123,23 +127,28 @@ def main(argv: list[str] | None = None) -> int:
     generation = args.generation or ("5" if g5 else "6")
     python = g5 if generation == "5" and g5 else sys.executable
     replica = start_replica(python, "bench-cold", delay=0.005)
+    sized = start_replica(python, "bench-cold-sized", delay=0.005, variant="qwen2.5")
     results: dict[str, list[float | str]] = {kind: [] for kind in KINDS}
     scratch = Path(tempfile.mkdtemp(prefix="qwen-gradio-cold-"))
     try:
-        with FaultyFrontEnd(replica.url, lambda method, path: "forward", delay=delay) as front:
+        with (
+            FaultyFrontEnd(replica.url, lambda method, path: "forward", delay=delay) as front,
+            FaultyFrontEnd(sized.url, lambda method, path: "forward", delay=delay) as sized_front,
+        ):
             for run in range(runs):
-                for kind in KINDS:
-                    cache = scratch / f"{kind.split(',')[0]}-{run}"
+                for number, kind in enumerate(KINDS):
+                    url = sized_front.url if "Qwen2.5" in kind else front.url
+                    cache = scratch / f"{number}-{run}"
                     if kind.endswith("seen before"):  # a first contact leaves the cache
-                        cache = scratch / f"warm-{run}"
-                        run_worker(kind, front.url, cache)
+                        run_worker(kind, url, cache)
                     print(f"run {run + 1}: {kind}…", file=sys.stderr, flush=True)
-                    results[kind].append(run_worker(kind, front.url, cache))
+                    results[kind].append(run_worker(kind, url, cache))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        assert replica.process is not None
-        replica.process.terminate()
-        replica.process.wait(timeout=10)
+        for server in (replica, sized):
+            assert server.process is not None
+            server.process.terminate()
+            server.process.wait(timeout=10)
     rows = []
     seed = _median(results[KINDS[2]])
     for kind in KINDS:
@@ -158,10 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             "# Cold start: first token from a fresh process",
             "",
             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"- machine: {platform.machine()}, {os.cpu_count()} cores; python {platform.python_version()}",
-            f"- replica: gradio {replica.gradio_version} behind a loopback front end holding every"
-            f" request {delay * 1000:.0f} ms; query {QUERY!r}; {runs} alternating runs, each a fresh"
-            " process, clocks started after the package's import"
+            f"- machine: {platform.machine()}, {os.cpu_count()} cores;"
+            f" python {platform.python_version()}",
+            f"- replica: gradio {replica.gradio_version} behind a loopback front end holding"
+            f" every request {delay * 1000:.0f} ms; query {QUERY!r}; {runs} alternating runs,"
+            " each a fresh process, clocks started after the package's import"
             + (" — SMOKE RUN" if args.smoke else ""),
             "",
             "| client | first token, median (ms) | range (ms) | vs the seed |",
