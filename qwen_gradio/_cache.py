@@ -63,6 +63,10 @@ class SpaceCache:
     def __init__(self, directory: Path | None = None) -> None:
         self.directory = directory or default_directory()
 
+    def path(self, url: str) -> Path:
+        """The file that holds ``url``'s entry."""
+        return self._path(url)
+
     def _path(self, url: str) -> Path:
         return self.directory / (hashlib.sha256(url.encode()).hexdigest()[:32] + ".json")
 

@@ -90,6 +90,12 @@ def options_option(*flags: str) -> Callable[[FC], FC]:
 
 
 option_option = options_option("-o")
+no_cache_option = click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Do not read or write the on-disk cache of what connecting learnt [env:"
+    " QWEN_GRADIO_NO_CACHE=1].",
+)
 transport_option = click.option(
     "--transport",
     type=click.Choice(["auto", "direct", "gradio_client"]),
@@ -308,6 +314,7 @@ def repl(client: QwenClient, system: str | None) -> int:
 )
 @option_option
 @transport_option
+@no_cache_option
 def chat(
     prompt: str | None,
     system: str | None,
@@ -318,6 +325,7 @@ def chat(
     as_json: bool,
     options: dict[str, str],
     transport: str,
+    no_cache: bool,
 ) -> None:
     """Send PROMPT and stream the reply to stdout.
 
@@ -327,10 +335,12 @@ def chat(
     stdin = sys.stdin
     if prompt is None or prompt == "-":
         if prompt is None and stdin.isatty() and not as_json:
-            with make_client(space, hf_token, proxy, timeout, options, transport) as client:
+            with make_client(
+                space, hf_token, proxy, timeout, options, transport, no_cache
+            ) as client:
                 sys.exit(repl(client, system))
         prompt = stdin.read()
-    with make_client(space, hf_token, proxy, timeout, options, transport) as client:
+    with make_client(space, hf_token, proxy, timeout, options, transport, no_cache) as client:
         try:
             code = one_shot(client, prompt, system, as_json)
         except (InvalidMessagesError, InvalidOptionError) as error:
@@ -346,6 +356,7 @@ def make_client(
     timeout: float | None,
     options: dict[str, str] | None = None,
     transport: str = "auto",
+    no_cache: bool = False,
 ) -> QwenClient:
     try:
         return QwenClient(
@@ -355,6 +366,7 @@ def make_client(
             timeout=timeout,
             options=options,
             transport=transport,
+            cache=False if no_cache else None,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None
@@ -396,6 +408,7 @@ def make_client(
 )
 @options_option()  # -o is the output here
 @transport_option
+@no_cache_option
 def batch(
     input_file: TextIO,
     output: Path,
@@ -408,6 +421,7 @@ def batch(
     timeout: float | None,
     options: dict[str, str],
     transport: str,
+    no_cache: bool,
 ) -> None:
     """Answer every prompt of INPUT.jsonl into --output, resumably.
 
@@ -429,7 +443,9 @@ def batch(
     summary = Summary()
 
     async def run() -> None:
-        async with make_client(space, hf_token, proxy, timeout, None, transport) as client:
+        async with make_client(
+            space, hf_token, proxy, timeout, None, transport, no_cache
+        ) as client:
             await run_batch(
                 client,
                 items,
@@ -462,12 +478,18 @@ def batch(
 @hf_token_option
 @proxy_option
 @transport_option
+@no_cache_option
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object.")
 def info(
-    space: str | None, hf_token: str | None, proxy: str | None, transport: str, as_json: bool
+    space: str | None,
+    hf_token: str | None,
+    proxy: str | None,
+    transport: str,
+    no_cache: bool,
+    as_json: bool,
 ) -> None:
     """Show what the Space is: its gradio, protocol, chat event and the options it takes."""
-    with make_client(space, hf_token, proxy, None, None, transport) as client:
+    with make_client(space, hf_token, proxy, None, None, transport, no_cache) as client:
         try:
             conn = client.connect()
         except QwenGradioError as error:
@@ -539,6 +561,7 @@ def info(
 )
 @option_option
 @transport_option
+@no_cache_option
 def serve(
     space: str | None,
     host: str,
@@ -550,6 +573,7 @@ def serve(
     keepalive: float,
     options: dict[str, str],
     transport: str,
+    no_cache: bool,
 ) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
@@ -570,6 +594,7 @@ def serve(
             keepalive=keepalive,
             options=options,
             transport=transport,
+            cache=False if no_cache else None,
         )
     except ValueError as error:
         raise click.BadParameter(str(error)) from None

@@ -166,12 +166,13 @@ def create_app(
     keepalive: float = KEEPALIVE,
     options: dict[str, Any] | None = None,
     transport: str = "auto",
+    cache: bool | None = None,
 ) -> Starlette:
     """The ASGI app. ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
     ``Authorization: Bearer <key>``; ``keepalive`` is how long a streamed request may wait in the
     Space's queue before its headers go out (later errors are then error events), and the gap
-    between the comment lines that keep it alive. ``options`` and ``transport`` are QwenClient's;
-    a request's own ``"options"`` object overrides the options for its reply."""
+    between the comment lines that keep it alive. ``options``, ``transport`` and ``cache`` are
+    QwenClient's; a request's own ``"options"`` object overrides the options for its reply."""
     client = QwenClient(
         space,
         hf_token=hf_token,
@@ -179,6 +180,7 @@ def create_app(
         timeout=timeout,
         options=options,
         transport=transport,
+        cache=cache,
     )
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
     expected = f"Bearer {key}".encode() if key else None
