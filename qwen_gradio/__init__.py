@@ -4,7 +4,9 @@
 >>> with QwenClient() as client:                                    # doctest: +SKIP
 ...     print(client.chat("What is the capital of France?"))
 
-``import qwen_gradio`` imports neither gradio nor (until first use) gradio_client.
+``import qwen_gradio`` imports neither gradio nor gradio_client; the default (direct) transport
+never needs gradio_client, which is imported only for ``transport="gradio_client"`` or a Space
+whose protocol the direct transport does not speak.
 """
 
 from ._version import __version__

@@ -54,3 +54,26 @@ def test_the_batch_benchmark_smoke_run(tmp_path: Path) -> None:
     ]
     assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "8", "32"]
     assert all("| 10/10 |" in row for row in rows[1:])  # every reply exact
+
+
+def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS-cold.md"
+    done = subprocess.run(
+        [sys.executable, "bench/cold.py", "--smoke", "--generation", "6", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in output.read_text().splitlines()
+        if line.startswith("| ") and not line.startswith("| client") and "|---" not in line
+    }
+    from bench.cold import KINDS
+
+    assert set(rows) == set(KINDS)
+    for kind, first_token in rows.items():
+        if not kind.startswith("seed"):  # measured when .venv-seed exists
+            assert first_token.isdigit(), (kind, first_token)

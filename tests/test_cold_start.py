@@ -200,3 +200,15 @@ def test_two_processes_starting_at_once_both_work(front: FaultyFrontEnd, cache_d
     (entry,) = list(cache_dir.glob("*.json"))  # one whole entry; no temporary file left
     assert json.loads(entry.read_text())["parameter_names"][-1] == "model_size"
     assert not list(cache_dir.glob("*.tmp"))
+
+
+def test_the_direct_transport_never_imports_gradio_client(replica6: Replica) -> None:
+    code = (
+        "import sys, qwen_gradio\n"
+        f"with qwen_gradio.QwenClient({replica6.url!r}) as client: print(client.chat('/echo ok'))\n"
+        "print('gradio_client' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "ok\nFalse\n", "")
