@@ -270,12 +270,9 @@ def connect(
     hf_token: str | None,
     httpx_kwargs: dict[str, Any],
     user_agent: str,
-    transport: str = "auto",
 ) -> SpaceConnection:
-    """Connect to the Space at ``url`` through gradio_client (two requests: config, API info).
-
-    ``transport``: "direct" (qwen_gradio speaks the queue protocol; sse_v3 only), "gradio_client"
-    (jobs go through ``Client.submit``), or "auto" (direct when the Space speaks sse_v3)."""
+    """Connect to the Space at ``url`` through gradio_client (two requests: config, API info),
+    for jobs submitted through it (``transport="gradio_client"``, chosen or needed)."""
     import httpx
 
     version = check_gradio_client()  # before importing anything else of gradio_client's
@@ -330,23 +327,11 @@ def connect(
         endpoint = ChatEndpoint.from_config(client.config, client._info)
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
-    protocol = str(client.protocol)
-    if transport == "direct" and protocol not in DIRECT_PROTOCOLS:
-        raise InvalidSpaceError(
-            f"{url} speaks the queue protocol {protocol!r}; transport='direct' speaks"
-            f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
-        )
-    chosen = (
-        "direct"
-        if transport != "gradio_client" and protocol in DIRECT_PROTOCOLS
-        else ("gradio_client")
-    )
-    if chosen == "gradio_client":
-        client.session_hash = new_session_hash()  # its jobs share one event stream, as ever
-        # The reader's wait for the next message is bounded by qwen_gradio, not by httpx.
-        limit = httpx_kwargs.get("timeout")
-        limit = limit.connect if isinstance(limit, httpx.Timeout) else limit
-        client.httpx_kwargs = {**client.httpx_kwargs, "timeout": httpx.Timeout(limit, read=None)}
+    client.session_hash = new_session_hash()  # its jobs share one event stream, as ever
+    # The reader's wait for the next message is bounded by qwen_gradio, not by httpx.
+    limit = httpx_kwargs.get("timeout")
+    limit = limit.connect if isinstance(limit, httpx.Timeout) else limit
+    client.httpx_kwargs = {**client.httpx_kwargs, "timeout": httpx.Timeout(limit, read=None)}
     headers = {**client.headers, "user-agent": user_agent, "x-gradio-user": "api"}
     return SpaceConnection(
         url=client.src,
@@ -355,6 +340,6 @@ def connect(
         cookies=dict(client.cookies),
         config=client.config,
         gradio_client_version=version,
-        transport=chosen,
-        client=client if chosen == "gradio_client" else None,
+        transport="gradio_client",
+        client=client,
     )

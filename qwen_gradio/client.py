@@ -207,7 +207,6 @@ class QwenClient:
             hf_token=self._hf_token,
             httpx_kwargs=kwargs,
             user_agent=USER_AGENT,
-            transport="gradio_client",
         )
 
     def chat_options(self) -> tuple[ChatOption, ...]:

@@ -1,4 +1,4 @@
-"""A tiny run of the benchmark: it runs and produces every row (no timing is asserted)."""
+"""Tiny runs of the benchmarks: each runs and produces every row (no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.cold import KINDS
 from bench.run import METHODS
 
 from .conftest import ROOT
 
 
-def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
-    output = tmp_path / "RESULTS.md"
+def smoke_run(script: str, output: Path) -> tuple[str, dict[str, str]]:
+    """Run ``bench/<script> --smoke`` against a gradio 6 replica; its report and table rows
+    (first column -> the whole line)."""
     done = subprocess.run(
-        [sys.executable, "bench/run.py", "--smoke", "--generation", "6", "--output", str(output)],
+        [
+            sys.executable,
+            f"bench/{script}",
+            "--smoke",
+            "--generation",
+            "6",
+            "--output",
+            str(output),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -25,8 +35,14 @@ def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
     rows = {
         line.split("|")[1].strip(): line
         for line in report.splitlines()
-        if line.startswith("| ") and not line.startswith("| client")
+        if line.startswith("| ") and "|---" not in line
     }
+    return report, rows
+
+
+def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
+    report, rows = smoke_run("run.py", tmp_path / "RESULTS.md")
+    rows.pop("client")
     assert set(rows) == set(METHODS)
     for method, line in rows.items():
         if method.startswith("seed"):
@@ -38,42 +54,16 @@ def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
 
 
 def test_the_batch_benchmark_smoke_run(tmp_path: Path) -> None:
-    output = tmp_path / "RESULTS-batch.md"
-    done = subprocess.run(
-        [sys.executable, "bench/batch.py", "--smoke", "--generation", "6", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [
-        line
-        for line in output.read_text().splitlines()
-        if line.startswith("| ") and "|---" not in line
-    ]
-    assert [row.split("|")[1].strip() for row in rows[1:]] == ["1", "8", "32"]
-    assert all("| 10/10 |" in row for row in rows[1:])  # every reply exact
+    _, rows = smoke_run("batch.py", tmp_path / "RESULTS-batch.md")
+    rows.pop("concurrency")
+    assert list(rows) == ["1", "8", "32"]
+    assert all("| 10/10 |" in row for row in rows.values())  # every reply exact
 
 
 def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
-    output = tmp_path / "RESULTS-cold.md"
-    done = subprocess.run(
-        [sys.executable, "bench/cold.py", "--smoke", "--generation", "6", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = {
-        line.split("|")[1].strip(): line.split("|")[2].strip()
-        for line in output.read_text().splitlines()
-        if line.startswith("| ") and not line.startswith("| client") and "|---" not in line
-    }
-    from bench.cold import KINDS
-
+    _, rows = smoke_run("cold.py", tmp_path / "RESULTS-cold.md")
+    rows.pop("client")
     assert set(rows) == set(KINDS)
-    for kind, first_token in rows.items():
+    for kind, line in rows.items():
         if not kind.startswith("seed"):  # measured when .venv-seed exists
-            assert first_token.isdigit(), (kind, first_token)
+            assert line.split("|")[2].strip().isdigit(), line
