@@ -613,8 +613,14 @@ class _Job:
                 self.submitted = (conn, join)
                 self.session_hash = conn.client.session_hash
                 arrived = asyncio.Event()
+                settle = _settle(join)
+
+                def joined(event_id: str) -> None:  # the wait's limit changes: wake up
+                    settle(event_id)
+                    arrived.set()
+
                 via = self.via = GradioClientJob(
-                    conn, _threadsafe(loop, arrived.set), _threadsafe(loop, _settle(join))
+                    conn, _threadsafe(loop, arrived.set), _threadsafe(loop, joined)
                 )
                 via.start(inputs)
                 while not state.completed:
