@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -192,7 +193,12 @@ class Progress:
         if self.stream.isatty():
             from tqdm import tqdm  # type: ignore[import-untyped]
 
-            self._bar = tqdm(total=self.total, file=self.stream, unit="prompt", leave=True)
+            # A terminal that reports no width (some ptys) would get an empty bar from tqdm:
+            # shutil falls back to $COLUMNS, then 80.
+            width = shutil.get_terminal_size().columns
+            self._bar = tqdm(
+                total=self.total, file=self.stream, unit="prompt", leave=True, ncols=width
+            )
 
     def queued(self, status: QueueStatus) -> None:
         self.rank = None if status.started else status.rank
@@ -206,9 +212,9 @@ class Progress:
         self.in_flight -= 1
         self.done += ok
         self.failed += not ok
-        if self._bar is not None:
-            self._bar.update(1)
         self._show(force=self.done + self.failed == self.total)
+        if self._bar is not None:
+            self._bar.update(1)  # drawn with the counts just set
 
     def _show(self, force: bool = False) -> None:
         where = "" if self.rank is None else f", queue position {self.rank}"

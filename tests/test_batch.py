@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -217,17 +218,22 @@ def test_ctrl_c_cancels_the_jobs_in_flight(replica6: Replica, paths: tuple[Path,
     assert [r["text"] for r in records(output)] == ["quick"]
 
 
-def test_a_progress_bar_on_a_terminal(replica6: Replica, paths: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("columns", [120, 0])  # 0: a pty that reports no width
+def test_a_progress_bar_on_a_terminal(
+    replica6: Replica, paths: tuple[Path, Path], columns: int
+) -> None:
     source, output = paths
     write_lines(source, ["/echo a", "/echo b", "/echo c"])
     argv = command(replica6.url, source, output)
     transcript = io.StringIO()
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     child = pexpect.spawn(
         argv[0],
         argv[1:],
-        env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120"},
+        env={**env, "PYTHONPATH": str(ROOT)},
         encoding="utf-8",
         timeout=60,
+        dimensions=(30, columns),
     )
     child.logfile_read = transcript
     child.expect(pexpect.EOF)
@@ -236,5 +242,7 @@ def test_a_progress_bar_on_a_terminal(replica6: Replica, paths: tuple[Path, Path
     assert child.exitstatus == 0
     assert len(records(output)) == 3
     assert "3/3" in seen and "\r" in seen  # tqdm's bar, redrawn in place
+    drawn = re.findall(r"(\d)/3 \[[^]]*\]?[^\r]*?(\d) done", seen)
+    assert drawn and all(bar == done for bar, done in drawn)  # the counts match the bar
     assert "3 done, 0 failed, 0 in flight" in seen
     assert "batch done: 3 answered" in seen
