@@ -43,19 +43,16 @@ from typing import Any, Protocol
 
 from .errors import (
     IncompatibleGradioClientError,
-    InvalidSpaceError,
     QwenGradioError,
     RateLimitedError,
     SpaceProtocolError,
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .space import ChatEndpoint, SpaceConnection, check_gradio_config, new_session_hash
+from .space import SpaceConnection, chat_endpoint, check_gradio_config, new_session_hash
 
 __all__ = [
-    "DIRECT_PROTOCOLS",
     "TESTED_GRADIO_CLIENT",
-    "TRANSPORTS",
     "JobSink",
     "SpaceConnection",
     "check_gradio_client",
@@ -64,8 +61,6 @@ __all__ = [
     "submit",
 ]
 
-TRANSPORTS = ("auto", "direct", "gradio_client")
-DIRECT_PROTOCOLS = ("sse_v3",)  # what the direct transport speaks (gradio >= 4.29 or so)
 
 TESTED_GRADIO_CLIENT = (">=2.7.0", "<2.8")
 _INIT_PARAMETERS = {
@@ -323,10 +318,7 @@ def connect(
             raise IncompatibleGradioClientError(
                 f"gradio_client {version} has no Client.{attribute}"
             )
-    try:
-        endpoint = ChatEndpoint.from_config(client.config, client._info)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+    endpoint = chat_endpoint(url, client.config, client._info)
     client.session_hash = new_session_hash()  # its jobs share one event stream, as ever
     # The reader's wait for the next message is bounded by qwen_gradio, not by httpx.
     limit = httpx_kwargs.get("timeout")

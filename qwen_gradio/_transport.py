@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ._cache import SpaceCache, fingerprint
-from ._compat import DIRECT_PROTOCOLS, stream_error, submit
+from ._compat import stream_error, submit
 from .errors import (
     InvalidSpaceError,
     QueueFullError,
@@ -32,8 +32,8 @@ from .errors import (
     StreamTimeoutError,
 )
 from .space import (
-    ChatEndpoint,
     SpaceConnection,
+    chat_endpoint,
     check_gradio_config,
     new_session_hash,
     parameter_names_in,
@@ -41,6 +41,8 @@ from .space import (
 from .stream import SSELineDecoder
 
 __all__ = [
+    "DIRECT_PROTOCOLS",
+    "TRANSPORTS",
     "GradioClientJob",
     "cancel_job",
     "connect_direct",
@@ -48,6 +50,10 @@ __all__ = [
     "join_queue",
     "new_session_hash",
 ]
+
+
+TRANSPORTS = ("auto", "direct", "gradio_client")
+DIRECT_PROTOCOLS = ("sse_v3",)  # what the direct transport speaks (gradio 4.44, 5 and 6 tested)
 
 
 def _url(conn: SpaceConnection, path: str) -> str:
@@ -134,25 +140,20 @@ async def connect_direct(
             f"{url} speaks the queue protocol {protocol!r}; transport='direct' speaks"
             f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
         )
-    try:
-        endpoint = ChatEndpoint.from_config(config)
-        if endpoint.options:
-            key = fingerprint(config, endpoint.fn_index)
-            names = cache.names(url, key) if cache is not None else None
-            if names is None:
-                info = await _get_json(
-                    http, f"{url}{endpoint.api_prefix}info?serialize=False", timeout
+    endpoint = chat_endpoint(url, config)
+    if endpoint.options:  # their names are in the API info, or in the cache for this event
+        key = fingerprint(config, endpoint.fn_index)
+        names = cache.names(url, key) if cache is not None else None
+        if names is None:
+            info = await _get_json(http, f"{url}{endpoint.api_prefix}info?serialize=False", timeout)
+            if not isinstance(info, dict) or not isinstance(info.get("named_endpoints"), dict):
+                raise SpaceProtocolError(
+                    f"{url} answered its API info in a shape Gradio does not use"
                 )
-                if not isinstance(info, dict) or not isinstance(info.get("named_endpoints"), dict):
-                    raise SpaceProtocolError(
-                        f"{url} answered its API info in a shape Gradio does not use"
-                    )
-                names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
-                if cache is not None:
-                    cache.store(url, key, names)
-            endpoint = ChatEndpoint.from_config(config, parameter_names=names)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
+            names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
+            if cache is not None:
+                cache.store(url, key, names)
+        endpoint = chat_endpoint(url, config, parameter_names=names)
     return SpaceConnection(
         url=url,
         endpoint=endpoint,

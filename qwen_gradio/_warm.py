@@ -1,7 +1,7 @@
 """Imports httpx makes lazily, made when qwen_gradio is imported instead.
 
 httpx imports httpcore when its first client is made, and anyio's modules (its asyncio backend
-among them) on the first request: about 35 ms that a cold process would otherwise spend between
+among them) on the first request: about 30 ms that a cold process would otherwise spend between
 deciding to connect and sending its first request, on the path to the first token (measured by
 ``bench/cold.py``; ``import qwen_gradio`` grows by as much, still well under gradio_client's).
 """

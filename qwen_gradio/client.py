@@ -18,9 +18,10 @@ from typing import Any, TypeVar
 import httpx
 
 from ._cache import SpaceCache, cache_enabled
-from ._compat import TRANSPORTS, close_connection, connect
+from ._compat import close_connection, connect
 from ._loop import LoopThread, run_in_thread
 from ._transport import (
+    TRANSPORTS,
     GradioClientJob,
     cancel_job,
     connect_direct,

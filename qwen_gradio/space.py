@@ -24,6 +24,7 @@ __all__ = [
     "ChatOption",
     "SpaceConnection",
     "assistant_text",
+    "chat_endpoint",
     "check_gradio_config",
     "encode_history",
     "new_session_hash",
@@ -371,6 +372,21 @@ class ChatEndpoint:
         for option in self.options:
             values[option.position] = chosen[option.name]
         return values
+
+
+def chat_endpoint(
+    url: str,
+    config: dict[str, Any],
+    info: dict[str, Any] | None = None,
+    *,
+    parameter_names: list[str | None] | None = None,
+) -> ChatEndpoint:
+    """``ChatEndpoint.from_config``, raising InvalidSpaceError (naming ``url``) for a Space that
+    is not built like the demo."""
+    try:
+        return ChatEndpoint.from_config(config, info, parameter_names=parameter_names)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidSpaceError(f"{url} is not a Space like Qwen2.5-Max-Demo: {exc}") from exc
 
 
 def _type(components: dict[Any, dict[str, Any]], component_id: Any) -> Any:
