@@ -7,10 +7,16 @@
 ``import qwen_gradio`` imports neither gradio nor gradio_client; the default (direct) transport
 never needs gradio_client, which is imported only for ``transport="gradio_client"`` or a Space
 whose protocol the direct transport does not speak.
+
+Nothing is logged unless the application configures the ``qwen_gradio`` logger: failures that
+are handled in the background (a cancellation the Space refused, a loop that would not stop in
+time) are logged there at DEBUG level.
 """
 
+import logging as _logging
+
 from ._version import __version__
-from .client import AsyncEvents, AsyncStream, QwenClient, Stream, Timeouts
+from .client import QwenClient
 from .errors import (
     IncompatibleGradioClientError,
     InvalidMessagesError,
@@ -34,8 +40,10 @@ from .provider import (
     Qwen_Qwen_2_5_Max,
     generate_session_hash,
 )
+from .settings import Settings, Timeouts
 from .space import DEFAULT_SPACE, ChatFormat, ChatOption, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .streams import AsyncEvents, AsyncStream, Events, Stream
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -47,6 +55,7 @@ __all__ = [
     "ChatFormat",
     "ChatOption",
     "Conversation",
+    "Events",
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
     "InvalidOptionError",
@@ -60,6 +69,7 @@ __all__ = [
     "Qwen_Qwen_2_5_Max",
     "RateLimitedError",
     "ReplyCompleted",
+    "Settings",
     "SpaceError",
     "SpaceProtocolError",
     "SpaceUnavailableError",
@@ -74,3 +84,5 @@ __all__ = [
     "resolve_space_url",
     "to_conversation",
 ]
+
+_logging.getLogger("qwen_gradio").addHandler(_logging.NullHandler())

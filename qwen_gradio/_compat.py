@@ -41,23 +41,23 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ._transports.http import transport_error
 from .errors import (
     IncompatibleGradioClientError,
     QwenGradioError,
     RateLimitedError,
     SpaceProtocolError,
     SpaceUnavailableError,
-    StreamTimeoutError,
 )
 from .space import SpaceConnection, chat_endpoint, check_gradio_config, new_session_hash
 
 __all__ = [
     "TESTED_GRADIO_CLIENT",
     "JobSink",
-    "SpaceConnection",
     "check_gradio_client",
-    "close_connection",
+    "close_client",
     "connect",
+    "stream_error",
     "submit",
 ]
 
@@ -233,26 +233,23 @@ def _client_class() -> type:
     return QuietClient
 
 
-def submit(conn: SpaceConnection, inputs: list[Any], sink: JobSink) -> Any:
-    """Submit the chat job through ``gradio_client.Client.submit``; return its Job. Every update
-    goes to ``sink``; the Job keeps only the latest output."""
+def submit(client: Any, fn_index: int, inputs: list[Any], sink: JobSink) -> Any:
+    """Submit the chat job through ``client.submit``; return its Job. Every update goes to
+    ``sink``; the Job keeps only the latest output."""
     token = _SINK.set(sink)
     try:
-        return conn.client.submit(*inputs, fn_index=conn.endpoint.fn_index)
+        return client.submit(*inputs, fn_index=fn_index)
     finally:
         _SINK.reset(token)
 
 
-def stream_error(conn: SpaceConnection) -> BaseException | None:
-    """The error that ended the gradio_client event-stream reader, if one did."""
-    return getattr(conn.client, "qwen_gradio_stream_error", None)
+def stream_error(client: Any) -> BaseException | None:
+    """The error that ended the client's event-stream reader, if one did."""
+    return getattr(client, "qwen_gradio_stream_error", None)
 
 
-def close_connection(conn: SpaceConnection) -> None:
-    """Let the gradio_client Client's threads end (jobs in flight end as they are cancelled)."""
-    client = conn.client
-    if client is None:
-        return
+def close_client(client: Any) -> None:
+    """Let a Client's threads end (jobs in flight end as they are cancelled)."""
     for name in ("executor", "helper_executor", "stream_executor"):
         executor = getattr(client, name, None)
         if executor is not None:
@@ -265,9 +262,10 @@ def connect(
     hf_token: str | None,
     httpx_kwargs: dict[str, Any],
     user_agent: str,
-) -> SpaceConnection:
+) -> tuple[SpaceConnection, Any]:
     """Connect to the Space at ``url`` through gradio_client (two requests: config, API info),
-    for jobs submitted through it (``transport="gradio_client"``, chosen or needed)."""
+    for jobs submitted through it (``transport="gradio_client"``, chosen or needed): what was
+    learnt, and the connected ``Client``."""
     import httpx
 
     version = check_gradio_client()  # before importing anything else of gradio_client's
@@ -290,10 +288,8 @@ def connect(
         )
     except QwenGradioError:  # the config check above
         raise
-    except httpx.TimeoutException as exc:
-        raise StreamTimeoutError(f"connecting to {url} timed out", kind="connect") from exc
     except httpx.HTTPError as exc:
-        raise SpaceUnavailableError(f"cannot reach the Space at {url}: {exc}") from exc
+        raise transport_error(exc, f"cannot reach the Space at {url}") from exc
     except json.JSONDecodeError as exc:
         raise SpaceUnavailableError(
             f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
@@ -325,7 +321,7 @@ def connect(
     limit = limit.connect if isinstance(limit, httpx.Timeout) else limit
     client.httpx_kwargs = {**client.httpx_kwargs, "timeout": httpx.Timeout(limit, read=None)}
     headers = {**client.headers, "user-agent": user_agent, "x-gradio-user": "api"}
-    return SpaceConnection(
+    connection = SpaceConnection(
         url=client.src,
         endpoint=endpoint,
         headers=headers,
@@ -333,5 +329,5 @@ def connect(
         config=client.config,
         gradio_client_version=version,
         transport="gradio_client",
-        client=client,
     )
+    return connection, client

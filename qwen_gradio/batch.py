@@ -34,16 +34,12 @@ from typing import Any, TextIO
 from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
-    QueueFullError,
     QwenGradioError,
-    RateLimitedError,
-    SpaceUnavailableError,
 )
 from .messages import Prompt, to_conversation
 from .stream import QueueStatus, TextDelta
 
 __all__ = [
-    "RETRIED",
     "BatchInputError",
     "BatchItem",
     "Progress",
@@ -53,9 +49,6 @@ __all__ = [
     "read_items",
     "run_batch",
 ]
-
-#: The errors a batch tries again: the Space was busy or away, not wrong.
-RETRIED = (QueueFullError, RateLimitedError, SpaceUnavailableError)
 
 
 class BatchInputError(InvalidMessagesError):
@@ -291,13 +284,11 @@ async def run_batch(
                             elif isinstance(event, TextDelta) and generating is None:
                                 generating = time.monotonic()
                     error: QwenGradioError | None = None
-                except RETRIED as exc:
-                    if attempt < retry.attempts:
+                except QwenGradioError as exc:
+                    if exc.retryable and attempt < retry.attempts:  # busy or away, not wrong
                         summary.retries += 1
                         await asyncio.sleep(retry.delay(attempt, exc))
                         continue
-                    error = exc
-                except QwenGradioError as exc:
                     error = exc
                 ended = time.monotonic()
                 generating = generating or ended

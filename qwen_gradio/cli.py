@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -12,11 +14,12 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
+from ._cache import NO_CACHE_ENV
+from ._transports import TRANSPORTS
 from ._version import __version__
-from .client import QwenClient, Stream
+from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
-    InvalidOptionError,
     QueueFullError,
     QwenGradioError,
     RateLimitedError,
@@ -25,38 +28,28 @@ from .errors import (
     StreamTimeoutError,
 )
 from .messages import DEFAULT_SYSTEM
+from .settings import HF_TOKEN_ENV, Settings, Timeouts
 from .space import DEFAULT_SPACE, SPACE_ENV
 from .stream import QueueStatus, TextDelta
+from .streams import Stream
 
-# Exit codes, most specific error first (checked in this order).
-EXIT_CODES: list[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str]] = [
-    (
-        (InvalidMessagesError, InvalidOptionError),
-        2,
-        "bad input (an empty prompt, a wrong --option)",
-    ),
-    (SpaceUnavailableError, 3, "the Space cannot be reached, or is sleeping, paused or building"),
-    (SpaceError, 4, "the Space's app failed; its own message is shown"),
-    (QueueFullError, 5, "the Space's queue is full"),
-    (RateLimitedError, 6, "rate limited, or out of (GPU) quota"),
-    (StreamTimeoutError, 7, "a timeout ran out"),
-    (QwenGradioError, 1, "any other error"),
+REPLICA = "replica"  # --space replica (ui): the bundled replica, served in-process
+
+#: What each exit code means, for --help; the codes are the error classes' own (``exit_code``).
+EXIT_MEANINGS: list[tuple[type[QwenGradioError], str]] = [
+    (InvalidMessagesError, "bad input (an empty prompt, a wrong --option)"),
+    (SpaceUnavailableError, "the Space cannot be reached, or is sleeping, paused or building"),
+    (SpaceError, "the Space's app failed; its own message is shown"),
+    (QueueFullError, "the Space's queue is full"),
+    (RateLimitedError, "rate limited, or out of (GPU) quota"),
+    (StreamTimeoutError, "a timeout ran out"),
+    (QwenGradioError, "any other error"),
 ]
 INTERRUPTED = 130
-EXIT_HELP = "\n".join(f"  {code:>3}  {text}" for _, code, text in EXIT_CODES) + (
+EXIT_HELP = "\n".join(f"  {kind.exit_code:>3}  {text}" for kind, text in EXIT_MEANINGS) + (
     f"\n  {INTERRUPTED}  interrupted (Ctrl-C); the job on the Space is cancelled"
 )
 SPACE_HELP = f"Space id (owner/name) or URL [default: ${SPACE_ENV}, else {DEFAULT_SPACE}]"
-hf_token_option = click.option(
-    "--hf-token",
-    envvar="HF_TOKEN",
-    default=None,
-    help="Hugging Face token for private or duplicated Spaces [env: HF_TOKEN].",
-)
-proxy_option = click.option(
-    "--proxy", default=None, help="http(s) proxy URL for every request to the Space."
-)
-
 
 FC = TypeVar("FC", bound=Callable[..., Any])
 
@@ -75,41 +68,98 @@ def parse_options(
     return options
 
 
-def options_option(*flags: str) -> Callable[[FC], FC]:
-    """``--option NAME=VALUE`` (repeatable), also spelled as ``flags``."""
-    return click.option(
-        *flags,
-        "--option",
-        "options",
-        multiple=True,
-        callback=parse_options,
-        metavar="NAME=VALUE",
-        help="Set one of the Space's extra chat inputs (see 'qwen-gradio info'), e.g."
-        " --option model_size=32B; repeatable.",
-    )
+def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:
+    """The client's settings as flags, for every command: ``--space``, ``--hf-token``,
+    ``--proxy``, ``--timeout``, ``-o/--option``, ``--transport``, ``--no-cache``. The command
+    receives them as one ``settings`` (``Settings.build``, so flags, then the environment,
+    then defaults); a wrong one is a usage error (exit 2). ``short_option=False`` leaves ``-o``
+    to the command; ``replica=True`` lets ``--space replica`` mean the bundled replica (the
+    command then gets ``replica=True``)."""
+    space_help = SPACE_HELP + ("; 'replica' serves the offline replica." if replica else ".")
+    flags = [
+        click.option("--space", default=None, help=space_help),
+        click.option(
+            "--hf-token",
+            envvar=HF_TOKEN_ENV,
+            default=None,
+            help=f"Hugging Face token for private or duplicated Spaces [env: {HF_TOKEN_ENV}].",
+        ),
+        click.option(
+            "--proxy", default=None, help="http(s) proxy URL for every request to the Space."
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=None,
+            help=f"Seconds a whole reply may take [default: {Timeouts().total:g}].",
+        ),
+        click.option(
+            *(("-o",) if short_option else ()),
+            "--option",
+            "options",
+            multiple=True,
+            callback=parse_options,
+            metavar="NAME=VALUE",
+            help="Set one of the Space's extra chat inputs (see 'qwen-gradio info'), e.g."
+            " --option model_size=32B; repeatable.",
+        ),
+        click.option(
+            "--transport",
+            type=click.Choice(TRANSPORTS),
+            default="auto",
+            show_default=True,
+            help="How jobs reach the Space: qwen_gradio's own protocol code, or gradio_client's"
+            " Job.",
+        ),
+        click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Do not read or write the on-disk cache of what connecting learnt [env:"
+            f" {NO_CACHE_ENV}=1].",
+        ),
+    ]
 
+    def decorator(command: FC) -> FC:
+        @functools.wraps(command)
+        def with_settings(
+            *args: Any,
+            space: str | None,
+            hf_token: str | None,
+            proxy: str | None,
+            timeout: float | None,
+            options: dict[str, str],
+            transport: str,
+            no_cache: bool,
+            **kwargs: Any,
+        ) -> Any:
+            if replica:
+                kwargs["replica"] = space == REPLICA
+                space = None if space == REPLICA else space
+            try:
+                settings = Settings.build(
+                    space,
+                    hf_token=hf_token,
+                    proxy=proxy,
+                    timeout=timeout,
+                    options=options,
+                    transport=transport,
+                    cache=False if no_cache else None,
+                )
+            except ValueError as error:
+                raise click.BadParameter(str(error)) from None
+            return command(*args, settings=settings, **kwargs)
 
-option_option = options_option("-o")
-no_cache_option = click.option(
-    "--no-cache",
-    is_flag=True,
-    help="Do not read or write the on-disk cache of what connecting learnt [env:"
-    " QWEN_GRADIO_NO_CACHE=1].",
-)
-transport_option = click.option(
-    "--transport",
-    type=click.Choice(["auto", "direct", "gradio_client"]),
-    default="auto",
-    show_default=True,
-    help="How jobs reach the Space: qwen_gradio's own protocol code, or gradio_client's Job.",
-)
+        wrapped: Any = with_settings
+        for flag in reversed(flags):
+            wrapped = flag(wrapped)
+        return wrapped  # type: ignore[no-any-return]
+
+    return decorator
 
 
 def exit_code(error: BaseException) -> int:
-    for kind, code, _ in EXIT_CODES:
-        if isinstance(error, kind):
-            return code
-    return 1
+    """The exit code an error means (its class's ``exit_code``)."""
+    return error.exit_code if isinstance(error, QwenGradioError) else 1
 
 
 def error_line(error: QwenGradioError) -> str:
@@ -235,12 +285,16 @@ def one_shot(client: QwenClient, prompt: str, system: str | None, as_json: bool)
     return 0
 
 
-REPL_HELP = """Chatting with {space}. Commands:
+REPL_COMMANDS = """Commands:
   /system TEXT   set the system prompt (now: {system!r}); /system shows it,
                  /system --reset restores the default
   /reset         start a new conversation
+  /help          show this
   /exit          leave (or Ctrl-D); Ctrl-C stops a reply
+  //TEXT         send "/TEXT" as a message (a line starting with one "/" is a command)
 """
+REPL_HELP = "Chatting with {space}. " + REPL_COMMANDS
+_COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s|$)")
 
 
 def repl(client: QwenClient, system: str | None) -> int:
@@ -264,19 +318,31 @@ def repl(client: QwenClient, system: str | None) -> int:
         text = line.strip()
         if not text:
             continue
-        if text in ("/exit", "/quit"):
-            return 0
-        if text == "/reset":
-            history.clear()
-            click.echo("(new conversation)", err=True)
-            continue
-        if text == "/system" or text.startswith("/system "):
-            given = text[len("/system") :].strip()
-            if given == "--reset":
-                system = DEFAULT_SYSTEM
-            elif given:
-                system = given
-            click.echo(f"(system prompt: {system!r})", err=True)  # no text: show it
+        if text.startswith("//"):  # a message that starts with "/"
+            line = text[1:]
+        elif text.startswith("/"):
+            command = _COMMAND.match(text)
+            name = command.group(1) if command else text.split()[0][1:]
+            if name in ("exit", "quit"):
+                return 0
+            if name == "help":
+                click.echo(REPL_COMMANDS.format(system=system), err=True, nl=False)
+            elif name == "reset":
+                history.clear()
+                click.echo("(new conversation)", err=True)
+            elif name == "system":
+                given = text[len("/system") :].strip()
+                if given == "--reset":
+                    system = DEFAULT_SYSTEM
+                elif given:
+                    system = given
+                click.echo(f"(system prompt: {system!r})", err=True)  # no text: show it
+            else:
+                click.echo(
+                    f"(unknown command /{name}: /help lists the commands; start a message"
+                    " with // to send it as it is)",
+                    err=True,
+                )
             continue
         messages = [*history, {"role": "user", "content": line}]
         stream = client.stream(messages, system=system)
@@ -300,33 +366,14 @@ def repl(client: QwenClient, system: str | None) -> int:
 @main.command(epilog="Exit codes:\n\n\b\n" + EXIT_HELP)
 @click.argument("prompt", required=False)
 @click.option("--system", default=None, help="System prompt [default: the Space's].")
-@click.option("--space", default=None, help=SPACE_HELP + ".")
-@hf_token_option
-@proxy_option
-@click.option(
-    "--timeout", type=float, default=None, help="Seconds the whole reply may take [default: 900]."
-)
+@client_options()
 @click.option(
     "--json",
     "as_json",
     is_flag=True,
     help="Write JSON lines: each delta, then the whole text and timing.",
 )
-@option_option
-@transport_option
-@no_cache_option
-def chat(
-    prompt: str | None,
-    system: str | None,
-    space: str | None,
-    hf_token: str | None,
-    proxy: str | None,
-    timeout: float | None,
-    as_json: bool,
-    options: dict[str, str],
-    transport: str,
-    no_cache: bool,
-) -> None:
+def chat(prompt: str | None, system: str | None, settings: Settings, as_json: bool) -> None:
     """Send PROMPT and stream the reply to stdout.
 
     Without PROMPT, the prompt is read from stdin when stdin is not a terminal; on a terminal an
@@ -335,41 +382,16 @@ def chat(
     stdin = sys.stdin
     if prompt is None or prompt == "-":
         if prompt is None and stdin.isatty() and not as_json:
-            with make_client(
-                space, hf_token, proxy, timeout, options, transport, no_cache
-            ) as client:
+            with QwenClient(settings=settings) as client:
                 sys.exit(repl(client, system))
         prompt = stdin.read()
-    with make_client(space, hf_token, proxy, timeout, options, transport, no_cache) as client:
+    with QwenClient(settings=settings) as client:
         try:
             code = one_shot(client, prompt, system, as_json)
-        except (InvalidMessagesError, InvalidOptionError) as error:
+        except QwenGradioError as error:  # bad input, refused before any request
             click.echo(error_line(error), err=True)
             code = exit_code(error)
     sys.exit(code)
-
-
-def make_client(
-    space: str | None,
-    hf_token: str | None,
-    proxy: str | None,
-    timeout: float | None,
-    options: dict[str, str] | None = None,
-    transport: str = "auto",
-    no_cache: bool = False,
-) -> QwenClient:
-    try:
-        return QwenClient(
-            space,
-            hf_token=hf_token,
-            proxy=proxy,
-            timeout=timeout,
-            options=options,
-            transport=transport,
-            cache=False if no_cache else None,
-        )
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
 
 
 # -- batch -----------------------------------------------------------------------------------
@@ -400,28 +422,14 @@ def make_client(
     help="Tries per prompt when the Space is busy, rate-limited or away (app errors: one).",
 )
 @click.option("--system", default=None, help="System prompt for every prompt.")
-@click.option("--space", default=None, help=SPACE_HELP + ".")
-@hf_token_option
-@proxy_option
-@click.option(
-    "--timeout", type=float, default=None, help="Seconds one reply may take [default: 900]."
-)
-@options_option()  # -o is the output here
-@transport_option
-@no_cache_option
+@client_options(short_option=False)  # -o is the output here
 def batch(
     input_file: TextIO,
     output: Path,
     concurrency: int,
     attempts: int,
     system: str | None,
-    space: str | None,
-    hf_token: str | None,
-    proxy: str | None,
-    timeout: float | None,
-    options: dict[str, str],
-    transport: str,
-    no_cache: bool,
+    settings: Settings,
 ) -> None:
     """Answer every prompt of INPUT.jsonl into --output, resumably.
 
@@ -443,16 +451,15 @@ def batch(
     summary = Summary()
 
     async def run() -> None:
-        async with make_client(
-            space, hf_token, proxy, timeout, None, transport, no_cache
-        ) as client:
+        async with QwenClient(settings=settings) as client:
+            if settings.options:  # a wrong --option is refused before any prompt is sent
+                await client.aconnect()
             await run_batch(
                 client,
                 items,
                 output,
                 concurrency=concurrency,
                 system=system,
-                options=options,
                 retry=RetryPolicy(attempts=attempts),
                 summary=summary,
             )
@@ -474,22 +481,11 @@ def batch(
 
 
 @main.command()
-@click.option("--space", default=None, help=SPACE_HELP + ".")
-@hf_token_option
-@proxy_option
-@transport_option
-@no_cache_option
+@client_options()
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object.")
-def info(
-    space: str | None,
-    hf_token: str | None,
-    proxy: str | None,
-    transport: str,
-    no_cache: bool,
-    as_json: bool,
-) -> None:
+def info(settings: Settings, as_json: bool) -> None:
     """Show what the Space is: its gradio, protocol, chat event and the options it takes."""
-    with make_client(space, hf_token, proxy, None, None, transport, no_cache) as client:
+    with QwenClient(settings=settings) as client:
         try:
             conn = client.connect()
         except QwenGradioError as error:
@@ -537,7 +533,6 @@ def info(
 
 
 @main.command()
-@click.option("--space", default=None, help=SPACE_HELP + ".")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
 @click.option(
@@ -546,11 +541,7 @@ def info(
     default=None,
     help="Require 'Authorization: Bearer KEY' on every route [env: QWEN_GRADIO_API_KEY].",
 )
-@hf_token_option
-@proxy_option
-@click.option(
-    "--timeout", type=float, default=None, help="Seconds a whole reply may take [default: 900]."
-)
+@client_options()
 @click.option(
     "--keepalive",
     type=float,
@@ -559,22 +550,7 @@ def info(
     help="Seconds a streamed request may wait in the Space's queue before its headers go out,"
     " and between the comment lines that keep it alive.",
 )
-@option_option
-@transport_option
-@no_cache_option
-def serve(
-    space: str | None,
-    host: str,
-    port: int,
-    api_key: str | None,
-    hf_token: str | None,
-    proxy: str | None,
-    timeout: float | None,
-    keepalive: float,
-    options: dict[str, str],
-    transport: str,
-    no_cache: bool,
-) -> None:
+def serve(host: str, port: int, api_key: str | None, settings: Settings, keepalive: float) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
         import uvicorn
@@ -584,20 +560,7 @@ def serve(
         raise click.ClickException(
             f"the API server needs starlette and uvicorn: pip install 'qwen-gradio[serve]' ({exc})"
         ) from None
-    try:
-        app = create_app(
-            space,
-            api_key=api_key,
-            hf_token=hf_token,
-            proxy=proxy,
-            timeout=timeout,
-            keepalive=keepalive,
-            options=options,
-            transport=transport,
-            cache=False if no_cache else None,
-        )
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    app = create_app(settings, api_key=api_key, keepalive=keepalive)
     check_port_free(host, port)
     uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
 
@@ -622,14 +585,10 @@ def check_port_free(host: str, port: int) -> None:
 
 
 @main.command()
-@click.option("--space", default=None, help=SPACE_HELP + "; 'replica' serves the offline replica.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=None, help="Port [default: 7860, or the next free one].")
-@hf_token_option
-@proxy_option
-def ui(
-    space: str | None, host: str, port: int | None, hf_token: str | None, proxy: str | None
-) -> None:
+@client_options(replica=True)
+def ui(host: str, port: int | None, settings: Settings, replica: bool) -> None:
     """Serve a local web chat page for the Space (needs the 'ui' extra)."""
     try:
         from .ui import serve
@@ -639,7 +598,7 @@ def ui(
         ) from None
     if port is not None:
         check_port_free(host, port)
-    serve(space, host=host, port=port, hf_token=hf_token, proxy=proxy)
+    serve(settings, replica=replica, host=host, port=port)
 
 
 @main.command()

@@ -13,7 +13,8 @@ This module imports gpt4free (``import qwen_gradio`` does not). Its class subcla
 ``AsyncGeneratorProvider`` and ``ProviderModelMixin`` and delegates every reply to the standalone
 ``qwen_gradio.provider.Qwen_Qwen_2_5_Max``: one chunk per Space token, then a ``FinishReason``.
 Errors are raised as classes that are both the qwen_gradio error and the gpt4free error a g4f
-user catches (see ``G4F_ERRORS``), with the Space's message and ``partial_text`` kept.
+user catches (each error class names its counterpart in ``g4f_error``), with the Space's message
+and ``partial_text`` kept.
 
 ``register()`` makes gpt4free resolve the name "Qwen_Qwen_2_5_Max" to this class (its API server,
 ``Client(provider="Qwen_Qwen_2_5_Max")``), replacing the broken class of that name which
@@ -38,13 +39,12 @@ except ImportError as exc:  # pragma: no cover - exercised where gpt4free is abs
     ) from exc
 
 from . import errors
-from .client import AsyncStream
 from .messages import Prompt
 from .provider import Qwen_Qwen_2_5_Max as Standalone
 from .space import SPACE_ENV, resolve_space_url
+from .streams import AsyncStream
 
 __all__ = [
-    "G4F_ERRORS",
     "Qwen_Qwen_2_5_Max",
     "Reply",
     "as_g4f_error",
@@ -53,26 +53,18 @@ __all__ = [
     "register",
 ]
 
-#: Each qwen_gradio error and the gpt4free error it is raised as too (most specific first).
-G4F_ERRORS: dict[type[errors.QwenGradioError], type[Exception]] = {
-    errors.ModelNotSupportedError: g4f_errors.ModelNotFoundError,
-    errors.RateLimitedError: g4f_errors.RateLimitError,
-    errors.QueueFullError: g4f_errors.RateLimitError,
-    errors.StreamTimeoutError: g4f_errors.TimeoutError,
-    errors.SpaceUnavailableError: g4f_errors.ResponseStatusError,
-    errors.SpaceError: g4f_errors.ResponseError,
-    errors.SpaceProtocolError: g4f_errors.ResponseError,
-}
-_COMBINED: dict[type[errors.QwenGradioError], type[errors.QwenGradioError]] = {}
+_COMBINED: dict[type[errors.QwenGradioError], type[errors.QwenGradioError] | None] = {}
 
 
 def _combined(kind: type[errors.QwenGradioError]) -> type[errors.QwenGradioError] | None:
-    """The class that is both ``kind`` and its gpt4free counterpart (named like ``kind``)."""
+    """The class that is both ``kind`` and its gpt4free counterpart (``kind.g4f_error``, a name
+    in ``g4f.errors``), named like ``kind``; None when gpt4free has no counterpart."""
     if kind not in _COMBINED:
-        g4f_kind = next((g for ours, g in G4F_ERRORS.items() if issubclass(kind, ours)), None)
-        if g4f_kind is None:
-            return None
-        _COMBINED[kind] = type(kind.__name__, (kind, g4f_kind), {"__module__": __name__})
+        g4f_kind = getattr(g4f_errors, kind.g4f_error or "", None)
+        if not isinstance(g4f_kind, type) or not issubclass(g4f_kind, Exception):
+            _COMBINED[kind] = None
+        else:
+            _COMBINED[kind] = type(kind.__name__, (kind, g4f_kind), {"__module__": __name__})
     return _COMBINED[kind]
 
 

@@ -12,15 +12,15 @@ Space as real history; ``history="flatten"`` reproduces the original's single pr
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
-from ._loop import LoopThread
-from ._transport import new_session_hash
-from .client import AsyncStream, QwenClient, Timeouts
-from .errors import InvalidMessagesError, InvalidOptionError, ModelNotSupportedError
+from .client import QwenClient
+from .errors import InvalidMessagesError, ModelNotSupportedError
 from .messages import Prompt, to_conversation
-from .space import DEFAULT_SPACE, resolve_space_url
+from .settings import Settings, checked_options
+from .space import DEFAULT_SPACE, new_session_hash, resolve_space_url
+from .streams import AsyncStream
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -42,8 +42,9 @@ class AsyncResult:
     its ``generator`` (the seed's spelling). Either way, text fragments as the Space emits them.
     """
 
-    def __init__(self, generator: AsyncStream) -> None:
+    def __init__(self, generator: AsyncStream, client: QwenClient) -> None:
         self.generator = generator
+        self.client = client  # whose loop thread reads it for sync callers
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self.generator
@@ -108,7 +109,7 @@ class AsyncGeneratorProvider:
         """A sync generator over ``create_async_generator``; with ``stream=False`` it yields the
         whole reply once. Works inside a running event loop too. Bad input raises at once."""
         result = cls.create_async_generator(model, messages, **kwargs)
-        return _drive(result, stream)
+        return _sync(result, stream)
 
     @classmethod
     async def create_async(cls, model: str, messages: Prompt, **kwargs: Any) -> str:
@@ -118,29 +119,14 @@ class AsyncGeneratorProvider:
         )
 
 
-def _drive(result: AsyncResult, stream: bool) -> Iterator[str]:
-    """Iterate an AsyncResult from sync code, on a private event-loop thread."""
-    runner = LoopThread(name="qwen_gradio-provider")
-    iterator = result.generator
-    parts: list[str] = []
-    try:
-        while True:
-            try:
-                part = runner.run(_anext(iterator))
-            except StopAsyncIteration:
-                break
-            if stream:
-                yield part
-            else:
-                parts.append(part)
-        if not stream:
-            yield "".join(parts)
-    finally:
-        runner.stop(result.aclose)
-
-
-async def _anext(iterator: AsyncIterator[str]) -> str:
-    return await iterator.__anext__()
+def _sync(result: AsyncResult, stream: bool) -> Iterator[str]:
+    """Iterate an AsyncResult from sync code, on its client's loop thread (the sync bridge that
+    ``QwenClient.stream`` uses)."""
+    with result.client.sync_stream(result.generator) as reply:
+        if stream:
+            yield from reply
+        else:
+            yield reply.until_done()
 
 
 def flatten_prompt(messages: Prompt) -> tuple[str, str]:
@@ -204,27 +190,18 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         default_model: (None, {})
     }
 
-    _clients: ClassVar[dict[tuple[Any, ...], QwenClient]] = {}
+    _clients: ClassVar[dict[Settings, QwenClient]] = {}
     _clients_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def _client(
-        cls,
-        space: str | None,
-        hf_token: str | None,
-        proxy: str | None,
-        timeout: Timeouts | float | None,
-        transport: str = "auto",
-    ) -> QwenClient:
-        """A QwenClient per (space, token, proxy, timeout, transport), so a Space's config is
-        fetched once. Its async use starts no thread; it holds only pooled connections."""
-        key = (resolve_space_url(space), hf_token, proxy, Timeouts.of(timeout), transport)
+    def _client(cls, settings: Settings) -> QwenClient:
+        """A QwenClient per settings (but options, which each call passes), so a Space's config
+        is fetched once. Its async use starts no thread; it holds only pooled connections."""
+        settings = settings.replace(options={})
         with cls._clients_lock:
-            client = cls._clients.get(key)
+            client = cls._clients.get(settings)
             if client is None:
-                client = cls._clients[key] = QwenClient(
-                    space, hf_token=hf_token, proxy=proxy, timeout=timeout, transport=transport
-                )
+                client = cls._clients[settings] = QwenClient(settings=settings)
             return client
 
     @classmethod
@@ -240,13 +217,14 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
             raise InvalidMessagesError("the Space takes text only: media and images are refused")
         model_space, model_options = cls.model_spaces.get(model, (None, {}))
         space = kwargs.pop("space", None) or model_space
-        options = kwargs.pop("options", None)
-        if options is not None and not isinstance(options, Mapping):
-            raise InvalidOptionError(f"options must be a mapping, not {type(options).__name__}")
-        options = {**model_options, **(options or {})}
-        transport = kwargs.pop("transport", "auto")
-        hf_token = kwargs.pop("hf_token", None)
-        timeout = kwargs.pop("timeout", None)
+        options = {**model_options, **checked_options(kwargs.pop("options", None))}
+        settings = Settings.build(
+            space,
+            hf_token=kwargs.pop("hf_token", None),
+            proxy=proxy,
+            timeout=kwargs.pop("timeout", None),
+            transport=kwargs.pop("transport", None),
+        )
         history = kwargs.pop("history", "real")
         if history == "flatten":
             prompt, system = flatten_prompt(messages)
@@ -255,6 +233,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
             conversation_input, system = messages, None
         else:
             raise InvalidMessagesError(f"history must be 'real' or 'flatten', not {history!r}")
-        client = cls._client(space, hf_token, proxy, timeout, transport)
+        client = cls._client(settings)
         # astream validates the input now; the stream itself is the iterator of text fragments
-        return AsyncResult(client.astream(conversation_input, system=system, options=options))
+        stream = client.astream(conversation_input, system=system, options=options)
+        return AsyncResult(stream, client)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import math
 import os
 import time
@@ -35,21 +36,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .client import AsyncStream, QwenClient, Timeouts
-from .errors import (
-    InvalidMessagesError,
-    InvalidOptionError,
-    ModelNotSupportedError,
-    QueueFullError,
-    QwenGradioError,
-    RateLimitedError,
-    SpaceUnavailableError,
-    StreamTimeoutError,
-)
+from ._bridge import END, Pump
+from .client import QwenClient
+from .errors import ModelNotSupportedError, QwenGradioError
 from .provider import Qwen_Qwen_2_5_Max
+from .settings import Settings
 from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .streams import AsyncStream
 
 __all__ = ["API_KEY_ENV", "UNSUPPORTED", "create_app"]
+
+logger = logging.getLogger("qwen_gradio")
 
 API_KEY_ENV = "QWEN_GRADIO_API_KEY"
 #: Request fields that change what a reply is and that the Space cannot honour: refused (400).
@@ -84,32 +81,20 @@ class ApiError(Exception):
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
-def _retry_after(error: QwenGradioError, default: int) -> str:
-    """Seconds to wait, as the Space said (at least 1), else ``default``."""
-    stated = error.retry_after
-    return str(max(1, math.ceil(stated))) if stated is not None else str(default)
-
-
 def api_error(error: QwenGradioError) -> ApiError:
-    """The HTTP error for a qwen_gradio error met before the reply's first token."""
-    message = error.message
-    if isinstance(error, InvalidMessagesError):
-        return ApiError(400, message, param="messages")
-    if isinstance(error, InvalidOptionError):
-        return ApiError(400, message, param="options")
-    if isinstance(error, ModelNotSupportedError):
-        return ApiError(404, message, code="model_not_found", param="model")
-    if isinstance(error, RateLimitedError):
-        retry = {"Retry-After": _retry_after(error, 60)}
-        return ApiError(429, message, "rate_limit_error", code="rate_limited", headers=retry)
-    if isinstance(error, QueueFullError):
-        retry = {"Retry-After": _retry_after(error, 10)}
-        return ApiError(503, message, "server_error", code="queue_full", headers=retry)
-    if isinstance(error, SpaceUnavailableError):
-        return ApiError(503, message, "server_error", code="space_unavailable")
-    if isinstance(error, StreamTimeoutError):
-        return ApiError(504, message, "server_error", code=f"timeout_{error.kind}")
-    return ApiError(502, message, "server_error", code=type(error).__name__)
+    """The HTTP error for a qwen_gradio error met before the reply's first token: its status,
+    type, code and param are the error class's own (``qwen_gradio.errors``), with a
+    ``Retry-After`` of the wait the Space stated (at least 1 s), else the class's default."""
+    wait = error.retry_after if error.retry_after is not None else error.default_wait
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else None
+    return ApiError(
+        error.http_status,
+        error.message,
+        error.error_type,
+        code=error.code,
+        param=error.param,
+        headers=headers,
+    )
 
 
 def _chunk(
@@ -157,31 +142,18 @@ class ChatRequest:
 
 
 def create_app(
-    space: str | None = None,
+    settings: Settings | None = None,
     *,
     api_key: str | None = None,
-    hf_token: str | None = None,
-    proxy: str | None = None,
-    timeout: Timeouts | float | None = None,
     keepalive: float = KEEPALIVE,
-    options: dict[str, Any] | None = None,
-    transport: str = "auto",
-    cache: bool | None = None,
 ) -> Starlette:
-    """The ASGI app. ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
+    """The ASGI app for the Space of ``settings`` (default: ``Settings.build()``, from the
+    environment). ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
     ``Authorization: Bearer <key>``; ``keepalive`` is how long a streamed request may wait in the
     Space's queue before its headers go out (later errors are then error events), and the gap
-    between the comment lines that keep it alive. ``options``, ``transport`` and ``cache`` are
-    QwenClient's; a request's own ``"options"`` object overrides the options for its reply."""
-    client = QwenClient(
-        space,
-        hf_token=hf_token,
-        proxy=proxy,
-        timeout=timeout,
-        options=options,
-        transport=transport,
-        cache=cache,
-    )
+    between the comment lines that keep it alive. A request's own ``"options"`` object
+    overrides the settings' options for its reply."""
+    client = QwenClient(settings=settings or Settings.build())
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
     expected = f"Bearer {key}".encode() if key else None
 
@@ -218,7 +190,7 @@ def create_app(
         chat = ChatRequest(body)
         try:
             stream = client.astream(chat.messages, options=chat.options)
-        except (InvalidMessagesError, InvalidOptionError) as error:
+        except QwenGradioError as error:  # bad messages or options: refused before any job
             raise api_error(error) from None
         reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not chat.stream:
@@ -273,36 +245,25 @@ async def _whole(
     return JSONResponse(body)
 
 
-_END = object()
-
-
-async def _pump(stream: AsyncStream, queue: asyncio.Queue[object]) -> None:
-    try:
-        async for event in stream.events():
-            queue.put_nowait(event)
-        queue.put_nowait(_END)
-    except QwenGradioError as error:
-        queue.put_nowait(error)
-
-
 async def _streamed(
     stream: AsyncStream, reply_id: str, created: int, model: str, keepalive: float
 ) -> Response:
     """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
     headers go out, so that an error before the first token is an HTTP error."""
     queue: asyncio.Queue[object] = asyncio.Queue()
-    pump = asyncio.create_task(_pump(stream, queue))
+    pump = Pump(stream.events(), queue.put_nowait)
+    running = asyncio.create_task(pump.run())
     early: list[object] = []
     try:
         while True:
-            item = await asyncio.wait_for(queue.get(), keepalive)
+            item = _checked(await asyncio.wait_for(queue.get(), keepalive))
             early.append(item)
             if not isinstance(item, QueueStatus):
                 break
     except TimeoutError:
         pass  # still queued: start the stream, keep it alive
     if early and isinstance(early[-1], QwenGradioError):
-        await _stop(pump, stream)
+        await _stop(running, stream)
         return api_error(early[-1]).response()
 
     async def events() -> AsyncIterator[str]:
@@ -314,11 +275,11 @@ async def _streamed(
                     item = pending.pop(0)
                 else:
                     try:
-                        item = await asyncio.wait_for(queue.get(), keepalive)
+                        item = _checked(await asyncio.wait_for(queue.get(), keepalive))
                     except TimeoutError:
                         yield ": keep-alive\n\n"
                         continue
-                if item is _END:
+                if item is END:
                     yield "data: [DONE]\n\n"
                     return
                 if isinstance(item, QwenGradioError):  # mid-stream: an event OpenAI SDKs raise on
@@ -328,7 +289,7 @@ async def _streamed(
                     return
                 yield _event_line(item, reply_id, created, model)  # type: ignore[arg-type]
         finally:
-            await _stop(pump, stream)  # done, failed, or the client went away
+            await _stop(running, stream)  # done, failed, or the client went away
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
@@ -341,6 +302,15 @@ def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> 
         return _chunk(reply_id, created, model, {"content": event.delta}, None)
     assert isinstance(event, ReplyCompleted)
     return _chunk(reply_id, created, model, {}, "stop")
+
+
+def _checked(item: object) -> object:
+    """A pumped item, with an exception that is not qwen_gradio's (a bug) logged and reported
+    as a server error rather than lost."""
+    if isinstance(item, Exception) and not isinstance(item, QwenGradioError):
+        logger.error("a reply failed", exc_info=item)
+        return QwenGradioError(f"internal error: {type(item).__name__}: {item}")
+    return item
 
 
 async def _stop(pump: asyncio.Task[None], stream: AsyncStream) -> None:

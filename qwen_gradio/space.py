@@ -10,7 +10,7 @@ import os
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidMessagesError, InvalidOptionError, InvalidSpaceError
@@ -464,4 +464,3 @@ class SpaceConnection:
     config: dict[str, Any]
     gradio_client_version: str = ""  # of a connection made through gradio_client
     transport: str = "direct"  # "direct" | "gradio_client"
-    client: Any = field(default=None, repr=False, compare=False)  # the QuietClient, for submit()

@@ -15,6 +15,7 @@ loads nothing from outside this machine: no analytics, and system fonts instead 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 import threading
@@ -26,7 +27,8 @@ import gradio as gr
 from .client import QwenClient
 from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
-from .space import ChatOption
+from .settings import Settings
+from .space import ChatOption, resolve_space_url
 from .stream import QueueStatus, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
@@ -85,11 +87,14 @@ def option_input(option: ChatOption) -> Any:
 
 
 def space_options(client: QwenClient) -> tuple[ChatOption, ...]:
-    """The Space's options, or none if it cannot be reached now (the chat then says why)."""
+    """The Space's options, each starting at the client's value for it (``--option``) else the
+    Space's default; none if the Space cannot be reached now (the chat then says why)."""
     try:
-        return client.chat_options()
+        endpoint = client.connect().endpoint
     except QwenGradioError:
         return ()
+    start = endpoint.option_values(client.options)  # checked when the client connected
+    return tuple(dataclasses.replace(o, default=start[o.name]) for o in endpoint.options)
 
 
 def build_ui(
@@ -198,30 +203,36 @@ def local_theme() -> Any:
 
 
 def serve(
-    space: str | None = None,
+    settings: Settings | str | None = None,
     *,
+    replica: bool = False,
     host: str = "127.0.0.1",
     port: int | None = None,
-    hf_token: str | None = None,
-    proxy: str | None = None,
     replica_delay: float = 0.03,
     prevent_thread_lock: bool = False,
 ) -> Any:
-    """Serve the chat page; ``space="replica"`` first starts the bundled replica in-process.
+    """Serve the chat page for the Space of ``settings`` (a Space id or URL is taken as
+    ``Settings.build(space)``; None: from the environment). ``replica=True`` (or the Space
+    "replica") first starts the bundled replica in-process and chats with it.
 
     Returns the launched app (with ``prevent_thread_lock``), else blocks until interrupted.
     """
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    replica, label = None, None
-    if space == REPLICA:
+    if settings == REPLICA:
+        settings, replica = None, True
+    if not isinstance(settings, Settings):
+        settings = Settings.build(settings)
+    server, label = None, None
+    if replica:
         from .replica import ReplicaServer
 
-        replica = ReplicaServer(delay=replica_delay).start()
-        space, label = replica.url, f"{replica.url} (the offline replica)"
-    client = QwenClient(space, hf_token=hf_token, proxy=proxy)
+        server = ReplicaServer(delay=replica_delay).start()
+        settings = settings.replace(space_url=resolve_space_url(server.url))
+        label = f"{server.url} (the offline replica)"
+    client = QwenClient(settings=settings)
     demo = build_ui(client, space_label=label, options=space_options(client))
     demo.queue(default_concurrency_limit=None)
-    demo.qwen_client, demo.qwen_replica = client, replica
+    demo.qwen_client, demo.qwen_replica = client, server
     demo.launch(
         server_name=host,
         server_port=port,

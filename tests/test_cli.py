@@ -162,7 +162,7 @@ def terminal(replica6: Replica) -> Iterator[pexpect.spawn]:
 
 def test_the_repl_keeps_the_conversation(terminal: pexpect.spawn, replica6: Replica) -> None:
     terminal.expect_exact("you> ")
-    terminal.sendline("/echo hi there")
+    terminal.sendline("//echo hi there")  # "/echo ..." is a message to the replica
     terminal.expect_exact("qwen> hi there")
     terminal.expect_exact("you> ")
 
@@ -171,7 +171,7 @@ def test_the_repl_keeps_the_conversation(terminal: pexpect.spawn, replica6: Repl
     terminal.sendline("/system")  # shows it, changes nothing
     terminal.expect_exact("(system prompt: 'Be a pirate.')")
     run = replica6.next_run()
-    terminal.sendline("/history")
+    terminal.sendline("//history")
     terminal.expect_exact('[["/echo hi there", "hi there"]]')
     assert replica6.wait(run)["system"] == "Be a pirate."
 
@@ -180,7 +180,7 @@ def test_the_repl_keeps_the_conversation(terminal: pexpect.spawn, replica6: Repl
     terminal.expect_exact("(system prompt: 'You are a helpful assistant.')")
     terminal.sendline("/reset")
     terminal.expect_exact("(new conversation)")
-    terminal.sendline("/history")
+    terminal.sendline("//history")
     terminal.expect_exact("qwen> []")
     terminal.expect_exact("you> ")
     terminal.sendline("/exit")
@@ -189,19 +189,38 @@ def test_the_repl_keeps_the_conversation(terminal: pexpect.spawn, replica6: Repl
     assert terminal.exitstatus == 0
 
 
+def test_the_repl_answers_help_and_refuses_unknown_commands(
+    terminal: pexpect.spawn, replica6: Replica
+) -> None:
+    """/help lists the commands; an unknown /word is refused, not sent to the Space."""
+    terminal.expect_exact("you> ")
+    run = replica6.next_run()
+    terminal.sendline("/help")
+    terminal.expect_exact("/reset         start a new conversation")
+    terminal.expect_exact("you> ")
+    terminal.sendline("/frobnicate now")
+    terminal.expect_exact("(unknown command /frobnicate: /help lists the commands")
+    terminal.expect_exact("you> ")
+    terminal.sendline("//echo sent")
+    terminal.expect_exact("qwen> sent")
+    assert replica6.wait(run)["query"] == "/echo sent"  # the first job the Space saw
+    terminal.sendline("/exit")
+    terminal.expect(pexpect.EOF)
+
+
 def test_ctrl_c_in_the_repl_stops_the_reply_and_returns_to_the_prompt(
     terminal: pexpect.spawn, replica6: Replica
 ) -> None:
     terminal.expect_exact("you> ")
     run = replica6.next_run()
-    terminal.sendline("/long 5000")
+    terminal.sendline("//long 5000")
     terminal.expect_exact("t3 ")
     terminal.sendintr()
     terminal.expect_exact("(stopped)")
     terminal.expect_exact("you> ")
     result = replica6.wait(run)
     assert result["outcome"] == "stopped" and result["tokens_sent"] < 5000
-    terminal.sendline("/echo still here")
+    terminal.sendline("//echo still here")
     terminal.expect_exact("qwen> still here")
     terminal.expect_exact("you> ")
     terminal.sendeof()  # Ctrl-D leaves

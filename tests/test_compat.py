@@ -7,7 +7,7 @@ import pytest
 from packaging.version import Version
 
 from qwen_gradio import IncompatibleGradioClientError
-from qwen_gradio._compat import TESTED_GRADIO_CLIENT, check_gradio_client, connect
+from qwen_gradio._compat import TESTED_GRADIO_CLIENT, check_gradio_client, close_client, connect
 
 from .conftest import Replica
 
@@ -57,7 +57,10 @@ def test_a_gradio_client_without_what_we_rely_on_is_refused(
 def test_other_users_of_gradio_client_keep_huggingface_hubs_headers(replica6: Replica) -> None:
     """Ours are built without huggingface_hub (which may fetch from huggingface.co); any other
     caller in the process still gets huggingface_hub's own headers."""
-    connection = connect(replica6.url + "/", hf_token="hf_x", httpx_kwargs={}, user_agent="ua/1")
+    connection, client = connect(
+        replica6.url + "/", hf_token="hf_x", httpx_kwargs={}, user_agent="ua/1"
+    )
+    close_client(client)
     assert connection.headers["x-hf-authorization"] == "Bearer hf_x"
     assert connection.headers["user-agent"] == "ua/1"
     theirs = gradio_client.client.build_hf_headers(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -35,6 +34,7 @@ from qwen_gradio import (
 )
 
 from .conftest import ROOT, Replica, start_replica
+from .docs import example
 from .helpers import FaultyFrontEnd, FrontEnd, RecordingProxy
 
 pytestmark = pytest.mark.timeout(60)
@@ -272,14 +272,12 @@ def test_the_proxy_argument_wins_over_the_environment(
 
 
 def readme_errors_example() -> str:
-    """The README's errors example, as written: it never closes its client."""
-    readme = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
-    return next(block for block in blocks if 'QwenClient().chat("Hello")' in block)
+    """The docs' errors example, as written: it never closes its client."""
+    return example("docs/python.md", 'QwenClient().chat("Hello")')
 
 
 UNCLOSED = {
-    "the README's errors example": readme_errors_example() + "print(text)\n",
+    "the docs' errors example": readme_errors_example() + "print(text)\n",
     "a with block around a listed stream": """
         from qwen_gradio import QwenClient
 
@@ -347,13 +345,20 @@ def count_pools(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
     return opened
 
 
-def test_the_sync_provider_closes_the_pools_it_opens(
+def test_the_sync_provider_reuses_one_pool_and_closes_it(
     replica6: Replica, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Sync provider calls run on their client's loop thread (the sync bridge QwenClient.stream
+    uses): one pool serves them all, and closing the client closes it."""
+    Qwen_Qwen_2_5_Max._clients.clear()
     opened = count_pools(monkeypatch)
     for _ in range(3):
         assert list(Qwen_Qwen_2_5_Max.create_completion("", "/echo x", space=replica6.url)) == ["x"]
-    assert len(opened) == 3 and all(pool.is_closed for pool in opened)
+    assert len(opened) == 1 and not opened[0].is_closed
+    (client,) = Qwen_Qwen_2_5_Max._clients.values()
+    client.close()
+    Qwen_Qwen_2_5_Max._clients.clear()
+    assert opened[0].is_closed
 
 
 def test_a_client_used_across_event_loops_closes_each_loops_pool(

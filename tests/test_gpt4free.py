@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from .conftest import ROOT, Replica
+from .docs import example
 from .helpers import ServerProcess, free_port
 
 VERSIONS = {"g4f-0.5.7": "0.5.7.0", "g4f-8.8": "8.8"}
@@ -307,21 +307,21 @@ def test_without_gpt4free_the_adapter_says_how_to_get_it() -> None:
     assert "pip install 'qwen-gradio[g4f]'" in result.stderr
 
 
-def readme_examples() -> list[str]:
-    """The Python examples of the README's "Using it from gpt4free" section, as written."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Using it from gpt4free", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+DOCS_EXAMPLES = [
+    ("docs/gpt4free.md", "client = Client(provider=", 2),  # whole, then streamed
+    ("docs/gpt4free.md", "AsyncClient(provider=", 1),
+    ("docs/gpt4free.md", "g4f.ChatCompletion.create", 1),
+    ("README.md", "from qwen_gradio.gpt4free import", 1),
+]
 
 
-@pytest.mark.parametrize(("index", "replies"), [(0, 2), (1, 1), (2, 1)])
-def test_the_readme_examples_run_as_written(
-    g4f: str, replica6: Replica, tmp_path: Path, index: int, replies: int
+@pytest.mark.parametrize(("page", "marker", "replies"), DOCS_EXAMPLES)
+def test_the_docs_examples(
+    g4f: str, replica6: Replica, tmp_path: Path, page: str, marker: str, replies: int
 ) -> None:
-    examples = readme_examples()
-    assert len(examples) == 3  # Client, AsyncClient, ChatCompletion by name
+    """The docs' examples of the provider used through gpt4free, run as written."""
     script = tmp_path / "example.py"
-    script.write_text(examples[index])
+    script.write_text(example(page, marker))
     result = subprocess.run(
         [g4f, str(ROOT / "tests" / "g4f_driver.py"), "example", str(script), replica6.url],
         capture_output=True,

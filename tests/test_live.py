@@ -150,7 +150,7 @@ def test_app_error_mid_stream_keeps_the_partial_text(
 def test_streaming_granularity_in_lockstep(replica: Replica, client: QwenClient) -> None:
     """The Space sends token k+1 only after the test has received token k: batching deadlocks."""
     words = "one two three four five"
-    client.timeouts = Timeouts(idle=20)
+    client.settings = client.settings.replace(timeouts=Timeouts(idle=20))
     received = []
     with client.stream(f"/lockstep {words}") as stream:
         for delta in stream:
@@ -216,7 +216,7 @@ def test_abandoned_stream_is_cancelled_when_collected(replica: Replica, client: 
 
 def test_timeout_cancels_the_job_and_keeps_the_text(replica: Replica, client: QwenClient) -> None:
     run = replica.next_run()
-    client.timeouts = Timeouts(idle=0.5)
+    client.settings = client.settings.replace(timeouts=Timeouts(idle=0.5))
     with pytest.raises(StreamTimeoutError) as info:
         client.chat("/lockstep first second")  # nobody releases the second token
     assert info.value.kind == "idle"
@@ -227,7 +227,7 @@ def test_timeout_cancels_the_job_and_keeps_the_text(replica: Replica, client: Qw
 
 def test_first_token_timeout(replica: Replica, client: QwenClient) -> None:
     run = replica.next_run()
-    client.timeouts = Timeouts(first_token=0.5)
+    client.settings = client.settings.replace(timeouts=Timeouts(first_token=0.5))
     with pytest.raises(StreamTimeoutError) as info:
         client.chat("/slow 3 late")
     assert (info.value.kind, info.value.partial_text) == ("first_token", "")
@@ -235,7 +235,7 @@ def test_first_token_timeout(replica: Replica, client: QwenClient) -> None:
 
 
 def test_total_timeout(replica: Replica, client: QwenClient) -> None:
-    client.timeouts = Timeouts(total=1.0)
+    client.settings = client.settings.replace(timeouts=Timeouts(total=1.0))
     with pytest.raises(StreamTimeoutError) as info:
         client.chat("/long 100000")
     assert info.value.kind == "total"

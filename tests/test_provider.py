@@ -23,7 +23,8 @@ from qwen_gradio import (
 )
 from qwen_gradio.provider import AsyncResult, flatten_prompt
 
-from .conftest import ROOT, Replica
+from .conftest import Replica
+from .docs import example
 from .helpers import RecordingProxy
 
 P = Qwen_Qwen_2_5_Max
@@ -169,19 +170,17 @@ def test_proxy_is_used_for_every_request(replica6: Replica) -> None:
     assert len(reached) == 3  # config, join, data: all through the proxy
 
 
-def readme_examples() -> list[str]:
-    """The README's gpt4free examples, as written there."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## gpt4free provider", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+DOCS_EXAMPLES = [  # the gpt4free spelling, then the seed's two examples
+    "create_async_generator(\n        model=",
+    '"You are a helpful assistant."',
+    "from qwen_gradio.typing import Messages",
+]
 
 
-@pytest.mark.parametrize("index", [0, 1, 2])
-def test_the_readme_examples_run_as_written(replica: Replica, index: int, tmp_path: Path) -> None:
-    examples = readme_examples()
-    assert len(examples) == 3  # the gpt4free spelling, then the seed's two examples
+@pytest.mark.parametrize("marker", DOCS_EXAMPLES)
+def test_the_docs_examples_run_as_written(replica: Replica, marker: str, tmp_path: Path) -> None:
     script = tmp_path / "example.py"
-    script.write_text(examples[index])
+    script.write_text(example("docs/gpt4free.md", marker))
     env = {**os.environ, "QWEN_GRADIO_SPACE": replica.url}
     result = subprocess.run(
         [sys.executable, str(script)],

@@ -8,7 +8,6 @@ import contextlib
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import pytest
 from qwen_gradio.replica import ReplicaServer
 
 from .conftest import ROOT, Replica
+from .docs import example
 from .helpers import FrontEnd, ServerProcess, free_port
 
 HISTORY = [
@@ -316,11 +316,10 @@ def test_the_app_runs_under_any_asgi_server(replica6: Replica, tmp_path: Path) -
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 401
 
 
-def test_the_readme_openai_example(server: str, tmp_path: Path) -> None:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
-    example = next(block for block in blocks if "OpenAI(base_url=" in block)
+def test_the_docs_openai_example(server: str, tmp_path: Path) -> None:
+    code = example("docs/serve.md", "OpenAI(base_url=")
     script = tmp_path / "example.py"
-    script.write_text(example.replace("http://127.0.0.1:8000", server))  # this test's server
+    script.write_text(code.replace("http://127.0.0.1:8000", server))  # this test's server
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=60
     )

@@ -158,8 +158,10 @@ def test_gradio_client_keeps_only_the_latest_output(replica6: Replica) -> None:
     with QwenClient(replica6.url, transport="gradio_client") as client:
         stream = client.stream("/long 1500")
         assert stream.until_done().endswith("t1499 ")
-        job = stream._inner._job.via  # what the Job holds is the point
-        assert job is not None and len(job.job.outputs()) == 1
+        assert stream._job.submitted is not None
+        _, submission = stream._job.submitted
+        job = submission.job.job  # what gradio_client's Job holds is the point
+        assert len(job.outputs()) == 1
 
 
 def test_a_killed_space_is_a_typed_error_and_prints_nothing(

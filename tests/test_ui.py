@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,11 +21,12 @@ pytest.importorskip("gradio")
 
 from gradio_client import Client
 
-from qwen_gradio import QwenClient
+from qwen_gradio import QwenClient, Settings
 from qwen_gradio.replica import ReplicaServer
 from qwen_gradio.ui import close, serve
 
 from .conftest import ARTIFACTS, Replica
+from .docs import example
 
 CHROMIUM = os.environ.get("QWEN_GRADIO_CHROMIUM") or shutil.which("chromium") or ""
 
@@ -54,6 +58,19 @@ def test_the_chat_endpoint_is_callable_as_chat(page_url: str) -> None:
     api = Client(page_url, verbose=False).view_api(print_info=False, return_format="dict")
     parameters = [p["parameter_name"] for p in api["named_endpoints"]["/chat"]["parameters"]]
     assert parameters == ["message", "system_prompt"]
+
+
+def test_the_docs_gradio_client_example(page_url: str, tmp_path: Path) -> None:
+    """docs/ui.md's example, as written but for the page's address."""
+    code = example("docs/ui.md", 'api_name="/chat"')
+    script = tmp_path / "example.py"
+    script.write_text(code.replace("http://127.0.0.1:7860/", page_url))
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "This is the offline replica of Qwen2.5-Max. You said: Hello!\n"
 
 
 def test_system_prompt_and_history_reach_the_space(page_url: str, side: Replica) -> None:
@@ -291,6 +308,21 @@ def test_each_option_of_the_space_is_a_control(sized_page_url: str) -> None:
     client = Client(sized_page_url, verbose=False)
     assert client.predict("/options", "", "14B", api_name="/chat") == '{"model_size": "14B"}'
     assert client.predict("/options", "", api_name="/chat") == '{"model_size": "72B"}'
+
+
+def test_the_client_settings_option_is_where_its_control_starts() -> None:
+    """``qwen-gradio ui -o model_size=14B``: the page's control starts at 14B."""
+    with ReplicaServer(delay=0.01, variant="qwen2.5") as sized:
+        demo = serve(
+            Settings.build(sized.url, options={"model_size": "14B"}),
+            port=None,
+            prevent_thread_lock=True,
+        )
+        try:
+            client = Client(demo.local_url, verbose=False)
+            assert client.predict("/options", "", api_name="/chat") == '{"model_size": "14B"}'
+        finally:
+            close(demo)
 
 
 def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> None:

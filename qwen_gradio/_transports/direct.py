@@ -1,0 +1,183 @@
+"""The direct transport: the queue protocol over httpx, without gradio_client.
+
+Connecting is one ``GET /config`` (validated before anything else is asked) and, only for a
+Space whose chat event has options, its API info for their names, unless the on-disk cache
+holds them for exactly this event. One job = one session hash: ``POST {prefix}queue/join``
+returns an ``event_id``; ``GET {prefix}queue/data?session_hash=...`` streams that session's
+server-sent events until ``close_stream``; ``POST {prefix}cancel`` stops the job (``http.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from .._cache import SpaceCache, fingerprint
+from ..errors import InvalidSpaceError, SpaceProtocolError, SpaceUnavailableError
+from ..space import SpaceConnection, chat_endpoint, check_gradio_config, parameter_names_in
+from ..stream import SSELineDecoder, decode_sse_line
+from . import DIRECT_PROTOCOLS
+from .http import api_url, get_json, status_error, transport_error
+
+__all__ = ["DirectSubmission", "DirectTransport", "connect_direct"]
+
+Pool = Callable[[], Awaitable[httpx.AsyncClient]]
+
+
+async def connect_direct(
+    http: httpx.AsyncClient,
+    url: str,
+    timeout: httpx.Timeout,
+    cache: SpaceCache | None,
+    *,
+    fallback: bool = True,
+) -> SpaceConnection | None:
+    """What the Space is, asked without gradio_client. For a Space that speaks a protocol the
+    direct transport does not: None (connect through gradio_client then), or InvalidSpaceError
+    without ``fallback``."""
+    config = await get_json(http, url + "config", timeout)
+    if config is None:
+        raise SpaceUnavailableError(
+            f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
+            " building"
+        )
+    check_gradio_config(url, config)
+    protocol = str(config.get("protocol", ""))
+    if protocol not in DIRECT_PROTOCOLS:
+        if fallback:
+            return None
+        raise InvalidSpaceError(
+            f"{url} speaks the queue protocol {protocol!r}; transport='direct' speaks"
+            f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
+        )
+    endpoint = chat_endpoint(url, config)
+    if endpoint.options:  # their names are in the API info, or in the cache for this event
+        key = fingerprint(config, endpoint.fn_index)
+        names = cache.names(url, key) if cache is not None else None
+        if names is None:
+            info = await get_json(http, f"{url}{endpoint.api_prefix}info?serialize=False", timeout)
+            if not isinstance(info, dict) or not isinstance(info.get("named_endpoints"), dict):
+                raise SpaceProtocolError(
+                    f"{url} answered its API info in a shape Gradio does not use"
+                )
+            names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
+            if cache is not None:
+                cache.store(url, key, names)
+        endpoint = chat_endpoint(url, config, parameter_names=names)
+    return SpaceConnection(
+        url=url,
+        endpoint=endpoint,
+        headers=dict(http.headers),
+        cookies={name: value for name, value in http.cookies.items() if value is not None},
+        config=config,
+    )
+
+
+class DirectTransport:
+    """Jobs over the running loop's connection pool (``pool()``)."""
+
+    def __init__(self, connection: SpaceConnection, pool: Pool, connect_timeout: float | None):
+        self.connection = connection
+        self.pool = pool
+        self.connect_timeout = connect_timeout
+
+    def submit(self, inputs: list[Any], session_hash: str) -> DirectSubmission:
+        return DirectSubmission(self, inputs, session_hash)
+
+    def close(self) -> None:
+        """Nothing to do: the pools belong to the client."""
+
+
+class DirectSubmission:
+    """One job: the join request (started at once), then the session's event stream."""
+
+    diffs = True
+
+    def __init__(self, transport: DirectTransport, inputs: list[Any], session_hash: str) -> None:
+        self.transport = transport
+        self.session_hash = session_hash
+        self.join: asyncio.Future[str] = asyncio.ensure_future(self._join(inputs))
+        self._stack = contextlib.AsyncExitStack()
+        self._lines: AsyncIterator[str] | None = None
+
+    async def _join(self, inputs: list[Any]) -> str:
+        """Put the chat job in the Space's queue; return its event id."""
+        conn, http = self.transport.connection, await self.transport.pool()
+        endpoint = conn.endpoint
+        payload = {
+            "data": inputs,
+            "event_data": None,
+            "fn_index": endpoint.fn_index,
+            "trigger_id": endpoint.trigger_id,
+            "session_hash": self.session_hash,
+        }
+        timeout = httpx.Timeout(self.transport.connect_timeout)
+        try:
+            response = await http.post(api_url(conn, "queue/join"), json=payload, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, f"joining the queue of {conn.url}") from exc
+        if not response.is_success:
+            raise status_error(response, f"{conn.url} refused the job")
+        try:
+            return str(response.json()["event_id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SpaceUnavailableError(
+                f"{conn.url} answered the join without an event id"
+            ) from exc
+
+    async def joined(self) -> str:
+        return await asyncio.shield(self.join)
+
+    async def next_message(self) -> dict[str, Any] | None:
+        if self._lines is None:
+            self._lines = await self._open()
+        while True:
+            try:
+                line = await self._lines.__anext__()
+            except StopAsyncIteration:
+                return None
+            except httpx.HTTPError as exc:
+                raise transport_error(exc, "reading the reply") from exc
+            message = decode_sse_line(line)
+            if message is not None:
+                return message
+
+    async def _open(self) -> AsyncIterator[str]:
+        """Open the session's event stream. Its headers count against the caller's first-token
+        limit: a front end that takes the request and never answers cannot hang the reply."""
+        conn, http = self.transport.connection, await self.transport.pool()
+        read_forever = httpx.Timeout(self.transport.connect_timeout, read=None)
+        request = http.build_request(
+            "GET",
+            api_url(conn, "queue/data"),
+            params={"session_hash": self.session_hash},
+            timeout=read_forever,
+        )
+        try:
+            response = await http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, f"opening the event stream of {conn.url}") from exc
+        self._stack.push_async_callback(response.aclose)
+        if not response.is_success:
+            await response.aread()
+            raise status_error(response, f"{conn.url} refused the event stream")
+        return _sse_lines(response)
+
+    async def aclose(self) -> None:
+        lines, self._lines = self._lines, None
+        if lines is not None:
+            await lines.aclose()  # type: ignore[attr-defined]
+        await self._stack.aclose()
+
+
+async def _sse_lines(response: httpx.Response) -> AsyncIterator[str]:
+    decoder = SSELineDecoder()
+    async for text in response.aiter_text():
+        for line in decoder.feed(text):
+            yield line
+    for line in decoder.flush():
+        yield line

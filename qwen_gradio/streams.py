@@ -1,0 +1,318 @@
+"""The streams a reply is read through: ``AsyncStream`` (the one implementation) and its sync
+twin ``Stream``, which reads it on the client's loop thread through ``qwen_gradio._bridge``.
+
+Both are iterators of text deltas, with ``events()`` for typed events, closable, and context
+managers. Closing a stream (or its ``events()`` iterator), breaking out of the loop and dropping
+it, an exception (Ctrl-C included) while waiting, or garbage collection cancels an unfinished
+job on the Space. ``text``, ``status``, ``completed`` and ``rewrites`` describe what the stream
+has handed out: for the async stream, the reply state itself; for the sync one, the state as of
+the last event it handed out (its loop thread may have read further).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sys
+from collections.abc import AsyncGenerator, Awaitable
+from types import TracebackType
+
+from ._bridge import CLOSED, END, LoopThread, Pump
+from ._job import Job
+from .errors import StreamClosedError
+from .messages import Conversation
+from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+
+__all__ = ["AsyncEvents", "AsyncStream", "Events", "Stream"]
+
+logger = logging.getLogger("qwen_gradio")
+
+CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
+
+
+class _Reply:
+    """What both streams say of their reply, read from its job's state."""
+
+    _job: Job
+
+    @property
+    def conversation(self) -> Conversation:
+        """What the Space is sent: the query, the earlier turns, the system prompt."""
+        return self._job.conversation
+
+    @property
+    def session_hash(self) -> str:
+        """The session this reply's job runs under (a fresh one per stream)."""
+        return self._job.session_hash
+
+    @property
+    def event_id(self) -> str | None:
+        """The job's id on the Space, once it has joined the queue."""
+        return self._job.event_id
+
+    @property
+    def text(self) -> str:
+        """The reply text received so far (all of it once the stream has ended)."""
+        return self._job.state.text
+
+    @property
+    def rewrites(self) -> int:
+        """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
+        return self._job.state.rewrites
+
+    @property
+    def completed(self) -> bool:
+        """True once the Space has finished the reply."""
+        return self._job.state.completed
+
+    @property
+    def status(self) -> QueueStatus | None:
+        """The latest queue status the Space reported (None before any)."""
+        return self._job.state.status
+
+
+class AsyncStream(_Reply):
+    """One streamed reply: an async iterator of text deltas, closable, an async context manager.
+
+    ``events()`` gives the typed events instead: ``QueueStatus`` while the job waits,
+    ``TextDelta`` for new text, ``ReplyCompleted`` at the end. Closing the stream, cancelling the
+    task reading it, or dropping it before the reply is complete cancels the job on the Space.
+    Afterwards ``text`` holds the reply (so far, if it was cut short).
+    """
+
+    def __init__(self, job: Job) -> None:
+        self._job = job
+        self._events: AsyncGenerator[StreamEvent, None] | None = None
+        self._closed = False
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self.next_event()
+            if isinstance(event, TextDelta):
+                return event.delta
+
+    def events(self) -> AsyncEvents:
+        """The reply as typed events (``async for event in stream.events()``); closing this
+        iterator closes the stream."""
+        return AsyncEvents(self)
+
+    async def next_event(self) -> StreamEvent:
+        """The next typed event; raises StopAsyncIteration after the last."""
+        if self._closed:
+            raise StreamClosedError("the stream is closed")
+        if self._events is None:
+            self._events = self._job.events()
+            return await _untracked_anext(self._events)
+        return await self._events.__anext__()
+
+    async def until_done(self) -> str:
+        """Read the rest of the reply; return all of its text."""
+        async for _ in self:
+            pass
+        return self.text
+
+    async def aclose(self) -> None:
+        """Stop reading; cancel the job on the Space if the reply is not complete."""
+        self._closed = True
+        events, self._events = self._events, None
+        if events is not None:
+            await events.aclose()
+        self._job.cancel_soon()
+
+    def __del__(self) -> None:
+        # Dropped before the reply was complete, perhaps after its event loop stopped.
+        try:
+            self._job.cancel_soon()
+        except Exception:  # the interpreter may be shutting down: nothing to log to
+            pass
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class AsyncEvents:
+    """``AsyncStream.events()``: the stream's typed events; closing it closes the stream."""
+
+    def __init__(self, stream: AsyncStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> AsyncEvents:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        return await self._stream.next_event()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def _untracked_anext(events: AsyncGenerator[StreamEvent, None]) -> Awaitable[StreamEvent]:
+    """``events.__anext__()`` for a stream's own event generator, which the running loop then
+    does not track for ``shutdown_asyncgens()``: its AsyncStream is its one owner and closes it
+    (or, once it is garbage, the loop's finalizer does). Were the loop to close it too, it could
+    do so while an outer generator's ``finally`` is closing it, and print "aclose(): asynchronous
+    generator is already running" at shutdown."""
+    firstiter, finalizer = sys.get_asyncgen_hooks()
+    sys.set_asyncgen_hooks(firstiter=None, finalizer=finalizer)
+    try:
+        return events.__anext__()
+    finally:
+        sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
+
+
+class Stream(_Reply):
+    """The sync twin of AsyncStream: an iterator of text deltas, ``events()`` for typed events,
+    closable, a context manager.
+
+    The async stream runs on a loop thread (the client's) and hands its events over through a
+    queue (``qwen_gradio._bridge.Pump``), one cheap hand-over per event. ``text``, ``status``,
+    ``completed`` and ``rewrites`` describe what this stream has handed out.
+    """
+
+    def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
+        self._inner = inner
+        self._job = inner._job
+        self._runner = runner
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pump: Pump | None = None
+        self._finished = False
+        self._closed = False
+        self._text = ""
+        self._status: QueueStatus | None = None
+        self._completed = False
+        self._rewrites = 0
+
+    @property
+    def text(self) -> str:
+        """The reply text handed out so far (all of it once the stream has ended)."""
+        return self._text
+
+    @property
+    def status(self) -> QueueStatus | None:
+        """The latest queue status handed out (None before any)."""
+        return self._status
+
+    @property
+    def completed(self) -> bool:
+        """True once the whole reply has been handed out."""
+        return self._completed
+
+    @property
+    def rewrites(self) -> int:
+        """How often a delta handed out rewrote text handed out before (see qwen_gradio.stream)."""
+        return self._rewrites
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> str:
+        while True:
+            event = self.next_event()
+            if isinstance(event, TextDelta):
+                return event.delta
+
+    def events(self) -> Events:
+        """The reply as typed events (``for event in stream.events()``); closing this iterator
+        closes the stream."""
+        return Events(self)
+
+    def next_event(self) -> StreamEvent:
+        """The next typed event; raises StopIteration after the last."""
+        if self._closed:
+            raise StreamClosedError("the stream is closed")
+        if self._finished:
+            raise StopIteration
+        if self._pump is None:  # connecting too runs there, within the reply's limits
+            self._pump = Pump(self._inner.events(), self._queue.put)
+            self._runner.submit(self._pump.run())
+        try:
+            item = self._queue.get()
+        except BaseException:  # Ctrl-C while waiting
+            self.close()
+            raise
+        if item is END:
+            self._finished = True
+            raise StopIteration
+        if item is CLOSED:
+            raise StreamClosedError("the stream is closed")
+        if isinstance(item, BaseException):
+            self._finished = True
+            self.close()
+            raise item
+        if isinstance(item, TextDelta):
+            self._rewrites += not item.text.startswith(self._text)  # ReplyState's own rule
+            self._text = item.text
+        elif isinstance(item, QueueStatus):
+            self._status = item
+        elif isinstance(item, ReplyCompleted):
+            self._text, self._completed = item.text, True
+        return item  # type: ignore[return-value]
+
+    def until_done(self) -> str:
+        """Read the rest of the reply; return all of its text."""
+        for _ in self:
+            pass
+        return self.text
+
+    async def _aclose(self) -> None:
+        if self._pump is not None:
+            await self._pump.stop()  # its read is interrupted; closing the stream cancels the job
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        """Stop reading; cancel the job on the Space if the reply is not complete."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._runner.running:
+            try:
+                self._runner.run(self._aclose(), timeout=CANCEL_TIMEOUT * 2)
+            except Exception as exc:  # closing is best effort and must not raise
+                logger.debug("closing a stream: %r", exc)
+
+    def __del__(self) -> None:
+        if not self._closed and self._runner.running:
+            self._closed = True
+            try:
+                self._runner.submit(self._aclose())
+            except RuntimeError:  # the loop is gone
+                pass
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Events:
+    """``Stream.events()``: the stream's typed events; closing it closes the stream."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Events:
+        return self
+
+    def __next__(self) -> StreamEvent:
+        return self._stream.next_event()
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def __enter__(self) -> Events:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
