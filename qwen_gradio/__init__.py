@@ -33,6 +33,7 @@ from .errors import (
     StreamTimeoutError,
 )
 from .messages import DEFAULT_SYSTEM, Conversation, to_conversation
+from .options import ChatOption
 from .provider import (
     AsyncGeneratorProvider,
     AsyncResult,
@@ -41,7 +42,7 @@ from .provider import (
     generate_session_hash,
 )
 from .settings import Settings, Timeouts
-from .space import DEFAULT_SPACE, ChatFormat, ChatOption, resolve_space_url
+from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
 from .streams import AsyncEvents, AsyncStream, Events, Stream
 

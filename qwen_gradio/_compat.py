@@ -41,7 +41,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._transports.http import transport_error
+from ._transports.http import no_config_error, transport_error
 from .errors import (
     IncompatibleGradioClientError,
     QwenGradioError,
@@ -291,10 +291,7 @@ def connect(
     except httpx.HTTPError as exc:
         raise transport_error(exc, f"cannot reach the Space at {url}") from exc
     except json.JSONDecodeError as exc:
-        raise SpaceUnavailableError(
-            f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
-            " building"
-        ) from exc
+        raise no_config_error(url) from exc
     except TooManyRequestsError as exc:
         raise RateLimitedError(f"{url} refused the connection: {exc}") from exc
     except AuthenticationError as exc:

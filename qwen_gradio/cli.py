@@ -1,4 +1,11 @@
-"""The ``qwen-gradio`` command line (click): chat, batch, info, serve, ui, replica."""
+"""The ``qwen-gradio`` command line (click): chat, batch, info, serve, ui, replica.
+
+Longer than the package's other modules on purpose: every command's definition and help text
+lives here, in one place, because the reference in docs/cli.md is generated from it. The logic
+behind the commands is elsewhere (the client, ``batch.py``, ``serve.py``, ``ui.py``); what is
+here is flags, printing and exit codes. One decorator, ``client_options``, gives every command
+the client's settings.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +75,10 @@ def parse_options(
     return options
 
 
+#: The parameters ``client_options`` adds, which become one ``Settings``.
+SETTINGS_FLAGS = ("space", "hf_token", "proxy", "timeout", "options", "transport", "no_cache")
+
+
 def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:
     """The client's settings as flags, for every command: ``--space``, ``--hf-token``,
     ``--proxy``, ``--timeout``, ``-o/--option``, ``--transport``, ``--no-cache``. The command
@@ -121,30 +132,14 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
 
     def decorator(command: FC) -> FC:
         @functools.wraps(command)
-        def with_settings(
-            *args: Any,
-            space: str | None,
-            hf_token: str | None,
-            proxy: str | None,
-            timeout: float | None,
-            options: dict[str, str],
-            transport: str,
-            no_cache: bool,
-            **kwargs: Any,
-        ) -> Any:
+        def with_settings(*args: Any, **kwargs: Any) -> Any:
+            flags = {name: kwargs.pop(name) for name in SETTINGS_FLAGS}
             if replica:
-                kwargs["replica"] = space == REPLICA
-                space = None if space == REPLICA else space
+                kwargs["replica"] = flags["space"] == REPLICA
+                flags["space"] = None if kwargs["replica"] else flags["space"]
+            flags["cache"] = False if flags.pop("no_cache") else None
             try:
-                settings = Settings.build(
-                    space,
-                    hf_token=hf_token,
-                    proxy=proxy,
-                    timeout=timeout,
-                    options=options,
-                    transport=transport,
-                    cache=False if no_cache else None,
-                )
+                settings = Settings.build(**flags)
             except ValueError as error:
                 raise click.BadParameter(str(error)) from None
             return command(*args, settings=settings, **kwargs)

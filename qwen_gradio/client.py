@@ -28,8 +28,9 @@ from ._version import __version__
 from ._warm import warm_http_imports
 from .errors import InvalidOptionError, StreamClosedError
 from .messages import Conversation, Prompt, to_conversation
+from .options import ChatOption
 from .settings import Settings, Timeouts, checked_options
-from .space import ChatOption, SpaceConnection
+from .space import SpaceConnection
 from .streams import CANCEL_TIMEOUT, AsyncStream, Stream
 
 __all__ = ["QwenClient"]

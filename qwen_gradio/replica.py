@@ -30,6 +30,10 @@ Anything else gets a friendly echo. Besides the Space's own API the server answe
 ``GET /replica/requests`` (method, path and auth header of each request to the Space).
 
 Serve it with ``python -m qwen_gradio.replica --port 7860``. Only this module imports gradio.
+
+Over 400 lines because it is a whole Space in one file: the layouts of two templates, the
+scripted replies and test directives, the side API (``/replica/*``) and an in-thread server, so
+that it runs under gradio 4, 5 and 6 from one path (``python -m qwen_gradio.replica``).
 """
 
 from __future__ import annotations

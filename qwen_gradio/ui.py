@@ -27,8 +27,9 @@ import gradio as gr
 from .client import QwenClient
 from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
+from .options import ChatOption
 from .settings import Settings
-from .space import ChatOption, resolve_space_url
+from .space import resolve_space_url
 from .stream import QueueStatus, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]

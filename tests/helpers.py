@@ -306,6 +306,18 @@ class ServerProcess:
 
 
 def free_port() -> int:
+    """A loopback port that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def replica_reply(query: str, model: str = "Qwen2.5-Max") -> str:
+    """What the replica answers ``query`` with (its friendly echo)."""
+    return f"This is the offline replica of {model}. You said: {query}"
+
+
+def assert_stopped_early(run: dict[str, Any], total: int) -> None:
+    """The replica's record of ``run``: cancelled ("stopped") before all ``total`` tokens."""
+    assert run["outcome"] == "stopped", run
+    assert run["tokens_sent"] < total, run

@@ -18,9 +18,9 @@ import pexpect
 import pytest
 
 from .conftest import ROOT, Replica
-from .helpers import FaultyFrontEnd
+from .helpers import FaultyFrontEnd, replica_reply
 
-REPLY = "This is the offline replica of Qwen2.5-Max. You said: hello"
+REPLY = replica_reply("hello")
 
 
 def command(space: str, input_file: Path, output: Path, *extra: str) -> list[str]:

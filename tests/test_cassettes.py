@@ -21,6 +21,7 @@ from .cassette_config import (
     RECORD_URL_ENV,
     vcr_settings,
 )
+from .helpers import replica_reply
 
 pytestmark = [pytest.mark.vcr, pytest.mark.block_network]
 
@@ -29,7 +30,7 @@ RECORDING_LIVE = os.environ.get(RECORD_GENERATION_ENV) == "live"
 GENERATIONS = ["gradio4", "gradio5", "gradio6"] + (
     ["live"] if RECORDING_LIVE or (CASSETTES / "live").is_dir() else []
 )
-REPLY = "This is the offline replica of Qwen2.5-Max. You said: What is the capital of France?"
+REPLY = replica_reply("What is the capital of France?")
 TOKENS = ["ha", " ha", " ha", " ", "  ", "你好", "，", "世界", " 👋🏽", " end."]
 
 

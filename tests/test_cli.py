@@ -19,8 +19,9 @@ from qwen_gradio.cli import main
 from qwen_gradio.replica import ReplicaServer
 
 from .conftest import Replica
+from .helpers import assert_stopped_early, replica_reply
 
-REPLY = "This is the offline replica of Qwen2.5-Max. You said: hello"
+REPLY = replica_reply("hello")
 
 
 def invoke(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
@@ -124,7 +125,27 @@ def test_ctrl_c_cancels_the_job_and_exits_130(replica: Replica) -> None:
     assert process.returncode == 130
     assert "Traceback" not in err
     result = replica.wait(run)
-    assert result["outcome"] == "stopped" and result["tokens_sent"] < 5000
+    assert_stopped_early(result, 5000)
+
+
+CLIENT_FLAGS = ("--space", "--hf-token", "--proxy", "--timeout", "--option", "--transport")
+
+
+@pytest.mark.parametrize("command", ["chat", "batch", "info", "serve", "ui"])
+def test_every_command_takes_every_client_flag(command: str) -> None:
+    """One decorator gives every command the client's settings (``ui`` too)."""
+    code, out, _ = invoke(command, "--help")
+    assert code == 0
+    for flag in (*CLIENT_FLAGS, "--no-cache"):
+        assert flag in out, (command, flag)
+    assert ("-o, --option" in out) is (command != "batch")  # batch's -o is its output file
+
+
+def test_a_wrong_client_flag_is_a_usage_error_before_any_request() -> None:
+    code, _, err = invoke("info", "--space", "not a space")
+    assert code == 2 and "space must be a Space id" in err
+    code, _, err = invoke("ui", "--timeout", "-1")
+    assert code == 2 and "timeout must be a positive number" in err
 
 
 def test_help_documents_the_exit_codes() -> None:
@@ -219,7 +240,7 @@ def test_ctrl_c_in_the_repl_stops_the_reply_and_returns_to_the_prompt(
     terminal.expect_exact("(stopped)")
     terminal.expect_exact("you> ")
     result = replica6.wait(run)
-    assert result["outcome"] == "stopped" and result["tokens_sent"] < 5000
+    assert_stopped_early(result, 5000)
     terminal.sendline("//echo still here")
     terminal.expect_exact("qwen> still here")
     terminal.expect_exact("you> ")

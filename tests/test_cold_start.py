@@ -17,9 +17,9 @@ from qwen_gradio import QwenClient
 from qwen_gradio._cache import SpaceCache
 
 from .conftest import ROOT, Replica, shared_replica
-from .helpers import FaultyFrontEnd
+from .helpers import FaultyFrontEnd, replica_reply
 
-MAX_REPLY = "This is the offline replica of Qwen2.5-Max. You said: hi"
+MAX_REPLY = replica_reply("hi")
 
 
 def paths_since(replica: Replica, before: int) -> list[str]:

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from .conftest import ROOT, Replica, shared_replica
-from .docs import EXAMPLES, PAGES, example, python_blocks
+from .docs import EXAMPLES, PAGES, example, page_text, python_blocks
+from .helpers import replica_reply
 
-REPLY = "This is the offline replica of Qwen2.5-Max. You said: "
+REPLY = replica_reply("")
 WORKING = "The Space is working on your message…"
 ITALY = f"{REPLY}And of Italy?"
 
@@ -106,3 +107,15 @@ def test_the_docs_build_strictly(tmp_path: Path) -> None:
     reference = (tmp_path / "site" / "cli" / "index.html").read_text()
     for flag in ("--no-cache", "--transport", "--keepalive", "--concurrency"):
         assert flag in reference
+
+
+def test_the_exit_code_table_is_the_error_classes_own() -> None:
+    """docs/cli.md's table names each error class with the exit code the class carries."""
+    import re
+
+    import qwen_gradio
+
+    rows = re.findall(r"^\| (\d+) \| .*\(`(\w+Error)`\) \|$", page_text("docs/cli.md"), re.M)
+    assert len(rows) == 5
+    for code, name in rows:
+        assert getattr(qwen_gradio, name).exit_code == int(code), name

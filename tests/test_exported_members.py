@@ -8,7 +8,7 @@ import inspect
 import qwen_gradio
 
 #: Public names of qwen_gradio's modules that are deliberately not re-exported at the top.
-NOT_EXPORTED = {"stated_wait", "retry_after_header", "checked_options", "HF_TOKEN_ENV"}
+NOT_EXPORTED = {"stated_wait", "retry_after_header", "checked_options", "HF_TOKEN_ENV", "snake"}
 
 
 def test_all_is_sorted_and_every_name_exists() -> None:
@@ -31,9 +31,9 @@ def test_every_exported_class_and_function_has_a_docstring() -> None:
 
 
 def test_the_core_modules_public_names_are_exported() -> None:
-    from qwen_gradio import errors, settings, streams
+    from qwen_gradio import errors, options, settings, streams
 
-    for module in (errors, settings, streams):
+    for module in (errors, options, settings, streams):
         for name in module.__all__:
             if name not in NOT_EXPORTED:
                 assert name in qwen_gradio.__all__, f"{module.__name__}.{name} is not exported"

@@ -26,6 +26,7 @@ from qwen_gradio import (
 )
 
 from .conftest import Replica
+from .helpers import assert_stopped_early
 
 TOKENS = ["ha", " ha", " ha", " ", "  ", "你好", "，", "世界", " 👋🏽", " end."]
 
@@ -189,19 +190,13 @@ async def test_async_events_are_typed(client: QwenClient) -> None:
 # -- cancellation --------------------------------------------------------------------------
 
 
-def assert_stopped_early(replica: Replica, run: int, total: int) -> None:
-    result = replica.wait(run)
-    assert result["outcome"] == "stopped", result
-    assert result["tokens_sent"] < total
-
-
 def test_break_cancels_the_job(replica: Replica, client: QwenClient) -> None:
     run = replica.next_run()
     stream = client.stream("/long 5000")
     for _ in stream:
         break
     stream.close()
-    assert_stopped_early(replica, run, 5000)
+    assert_stopped_early(replica.wait(run), 5000)
     with pytest.raises(StreamClosedError):
         next(stream)
 
@@ -211,7 +206,7 @@ def test_abandoned_stream_is_cancelled_when_collected(replica: Replica, client: 
     for _ in client.stream("/long 5000"):
         break  # the stream object is dropped here, unfinished
     gc.collect()
-    assert_stopped_early(replica, run, 5000)
+    assert_stopped_early(replica.wait(run), 5000)
 
 
 def test_timeout_cancels_the_job_and_keeps_the_text(replica: Replica, client: QwenClient) -> None:
@@ -256,7 +251,7 @@ async def test_cancelling_the_task_cancels_the_job(replica: Replica) -> None:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-    await asyncio.to_thread(assert_stopped_early, replica, run, 5000)
+    assert_stopped_early(await asyncio.to_thread(replica.wait, run), 5000)
 
 
 async def test_async_break_and_aclose_cancel_the_job(replica: Replica) -> None:
@@ -266,7 +261,7 @@ async def test_async_break_and_aclose_cancel_the_job(replica: Replica) -> None:
             async for _ in stream:
                 break
         assert stream.text and not stream.completed
-    await asyncio.to_thread(assert_stopped_early, replica, run, 5000)
+    assert_stopped_early(await asyncio.to_thread(replica.wait, run), 5000)
 
 
 # -- resources -----------------------------------------------------------------------------

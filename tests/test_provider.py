@@ -25,10 +25,10 @@ from qwen_gradio.provider import AsyncResult, flatten_prompt
 
 from .conftest import Replica
 from .docs import example
-from .helpers import RecordingProxy
+from .helpers import RecordingProxy, assert_stopped_early, replica_reply
 
 P = Qwen_Qwen_2_5_Max
-REPLY = "This is the offline replica of Qwen2.5-Max. You said: What is the capital of France?"
+REPLY = replica_reply("What is the capital of France?")
 NOWHERE = "http://127.0.0.1:9"  # nothing listens: any request would fail as unavailable
 
 
@@ -157,7 +157,7 @@ def test_closing_early_cancels_the_job(replica: Replica) -> None:
 
     assert asyncio.run(first_part()) == "t0 "
     received = replica.wait(run)
-    assert received["outcome"] == "stopped" and received["tokens_sent"] < 5000
+    assert_stopped_early(received, 5000)
 
 
 def test_proxy_is_used_for_every_request(replica6: Replica) -> None:

@@ -21,7 +21,7 @@ from ..errors import InvalidSpaceError, SpaceProtocolError, SpaceUnavailableErro
 from ..space import SpaceConnection, chat_endpoint, check_gradio_config, parameter_names_in
 from ..stream import SSELineDecoder, decode_sse_line
 from . import DIRECT_PROTOCOLS
-from .http import api_url, get_json, status_error, transport_error
+from .http import api_url, get_json, no_config_error, status_error, transport_error
 
 __all__ = ["DirectSubmission", "DirectTransport", "connect_direct"]
 
@@ -41,10 +41,7 @@ async def connect_direct(
     without ``fallback``."""
     config = await get_json(http, url + "config", timeout)
     if config is None:
-        raise SpaceUnavailableError(
-            f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or"
-            " building"
-        )
+        raise no_config_error(url)
     check_gradio_config(url, config)
     protocol = str(config.get("protocol", ""))
     if protocol not in DIRECT_PROTOCOLS:

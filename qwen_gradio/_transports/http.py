@@ -19,7 +19,14 @@ from ..errors import (
 )
 from ..space import SpaceConnection
 
-__all__ = ["api_url", "cancel_job", "get_json", "status_error", "transport_error"]
+__all__ = [
+    "api_url",
+    "cancel_job",
+    "get_json",
+    "no_config_error",
+    "status_error",
+    "transport_error",
+]
 
 logger = logging.getLogger("qwen_gradio")
 
@@ -64,6 +71,14 @@ def transport_error(exc: httpx.HTTPError, what: str, partial_text: str = "") -> 
         )
     return SpaceUnavailableError(
         f"{what}: {type(exc).__name__}: {exc}".rstrip(": "), partial_text=partial_text
+    )
+
+
+def no_config_error(url: str) -> SpaceUnavailableError:
+    """The error for a Space whose ``/config`` is not JSON (an HTML page: asleep, paused or
+    building)."""
+    return SpaceUnavailableError(
+        f"{url} did not answer with a Gradio config: the Space may be sleeping, paused or building"
     )
 
 
