@@ -153,7 +153,8 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         ):
             print(part, end="")
 
-    kwargs: ``space=`` (an id or URL instead of the default Space), ``hf_token=``, ``timeout=``
+    kwargs: ``settings=`` (a ``Settings``, whole), or ``space=`` (an id or URL instead of the
+    default Space), ``hf_token=``, ``timeout=``
     (seconds for the whole reply, or Timeouts), ``history="flatten"`` (one prompt, no history),
     ``options=`` (the Space's extra chat inputs, e.g. ``{"model_size": "32B"}``),
     ``transport=`` ("auto", "direct" or "gradio_client").
@@ -216,15 +217,23 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         if kwargs.get("media") or kwargs.get("images"):
             raise InvalidMessagesError("the Space takes text only: media and images are refused")
         model_space, model_options = cls.model_spaces.get(model, (None, {}))
-        space = kwargs.pop("space", None) or model_space
         options = {**model_options, **checked_options(kwargs.pop("options", None))}
-        settings = Settings.build(
-            space,
-            hf_token=kwargs.pop("hf_token", None),
-            proxy=proxy,
-            timeout=kwargs.pop("timeout", None),
-            transport=kwargs.pop("transport", None),
-        )
+        settings = kwargs.pop("settings", None)
+        if settings is None:
+            space = kwargs.pop("space", None) or model_space
+            settings = Settings.build(
+                space,
+                hf_token=kwargs.pop("hf_token", None),
+                proxy=proxy,
+                timeout=kwargs.pop("timeout", None),
+                transport=kwargs.pop("transport", None),
+            )
+        elif not isinstance(settings, Settings):
+            raise TypeError(f"settings must be a qwen_gradio.Settings, not {settings!r}")
+        elif set(kwargs) & {"space", "hf_token", "timeout", "transport"} or proxy:
+            raise TypeError("pass either settings= or the settings themselves, not both")
+        elif model_space is not None:  # the model names its own Space
+            settings = settings.replace(space_url=resolve_space_url(model_space))
         history = kwargs.pop("history", "real")
         if history == "flatten":
             prompt, system = flatten_prompt(messages)

@@ -17,6 +17,7 @@ from qwen_gradio import (
     InvalidOptionError,
     ModelNotSupportedError,
     Qwen_Qwen_2_5_Max,
+    Settings,
     SpaceError,
     StreamTimeoutError,
     generate_session_hash,
@@ -221,3 +222,14 @@ def test_models_map_to_a_space_and_its_options(sized_replica: Replica) -> None:
         reply("qwen-2.5-7b", options={"model_size": "1B"})
     with pytest.raises(ModelNotSupportedError):
         reply("qwen-2.5-1b")
+
+
+def test_the_provider_takes_settings_whole(replica: Replica) -> None:
+    settings = Settings.build(replica.url, timeout=30)
+    assert list(P.create_completion("", "/echo whole settings", settings=settings)) == [
+        "whole",
+        " ",
+        "settings",
+    ]
+    with pytest.raises(TypeError, match="not both"):
+        P.create_completion("", "hi", settings=settings, space=replica.url)
