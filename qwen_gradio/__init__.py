@@ -41,9 +41,9 @@ from .provider import (
     Qwen_Qwen_2_5_Max,
     generate_session_hash,
 )
-from .settings import Settings, Timeouts
+from .settings import Settings, Space, Timeouts
 from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
-from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .streams import AsyncEvents, AsyncStream, Events, Stream
 
 __all__ = [
@@ -70,7 +70,9 @@ __all__ = [
     "Qwen_Qwen_2_5_Max",
     "RateLimitedError",
     "ReplyCompleted",
+    "Retrying",
     "Settings",
+    "Space",
     "SpaceError",
     "SpaceProtocolError",
     "SpaceUnavailableError",

@@ -1,18 +1,22 @@
-"""One reply's job: connect, submit, feed each queue message to the I/O-free ``ReplyState``,
-every wait under the reply's limits; cancel it on the Space when it is abandoned."""
+"""One reply's job: choose a Space of the pool, connect, submit, feed each queue message to the
+I/O-free ``ReplyState``, every wait under the reply's limits; before the first token, try again
+where retrying can help; cancel it on the Space when it is abandoned."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+import time
+from collections.abc import AsyncGenerator, Awaitable, Mapping
+from typing import Any, Protocol, TypeVar
 
+from ._member import Member
 from ._transports import Submission, Transport
 from .errors import QwenGradioError, SpaceUnavailableError, StreamTimeoutError
 from .messages import Conversation
-from .settings import Timeouts
+from .routing import choose, cooldown
+from .settings import Settings
 from .space import SpaceConnection, new_session_hash
-from .stream import ReplyState, StreamEvent, TextDelta
+from .stream import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
 
 __all__ = ["Job"]
 
@@ -21,28 +25,41 @@ Deadline = tuple[float | None, str]  # (loop time, the limit's kind)
 ACCEPTED = "job accepted by the Space"
 
 
+class Pool(Protocol):
+    """What a job needs of its client: the pool's members, connected on demand, the options
+    each gets, and a background cancel."""
+
+    settings: Settings
+
+    @property
+    def members(self) -> tuple[Member, ...]: ...
+
+    async def _connected(self, member: Member) -> Transport: ...
+
+    def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def _cancel_in_background(
+        self, conn: SpaceConnection, session_hash: str, event_id: str
+    ) -> object: ...
+
+
 class Job:
-    """One job on the Space and its reply state, given what it needs of its client (connect,
-    a background cancel). Its ``events()`` generator holds no reference to the AsyncStream that
-    owns it, so a stream that is dropped is freed (and its job cancelled) at once, not at the
-    next cyclic garbage collection."""
+    """One reply's job on a Space of the pool, tried again on another (or the same, later)
+    when it fails before its first token, and its reply state. Its ``events()`` generator holds
+    no reference to the AsyncStream that owns it, so a stream that is dropped is freed (and its
+    job cancelled) at once, not at the next cyclic garbage collection."""
 
     def __init__(
-        self,
-        conversation: Conversation,
-        timeouts: Timeouts,
-        options: Mapping[str, Any],
-        *,
-        connect: Callable[[], Awaitable[Transport]],
-        cancel: Callable[[SpaceConnection, str, str], object],
+        self, conversation: Conversation, options: Mapping[str, Any], *, pool: Pool
     ) -> None:
         self.conversation = conversation
-        self.timeouts = timeouts
+        self.timeouts = pool.settings.timeouts
         self.options = options
-        self.connect = connect
-        self.cancel = cancel
+        self.pool = pool
         self.session_hash = new_session_hash()
         self.event_id: str | None = None
+        self.space: str | None = None  # the member the reply went to (the last one tried)
+        self.attempts = 0
         self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
         self.submitted: tuple[SpaceConnection, Submission] | None = None
         self.cancel_started = False
@@ -53,7 +70,7 @@ class Job:
             return
         self.cancel_started = True
         conn, submission = self.submitted
-        send, session_hash = self.cancel, submission.session_hash
+        send, session_hash = self.pool._cancel_in_background, submission.session_hash
 
         def cancel(join: asyncio.Future[str]) -> None:
             if not join.cancelled() and join.exception() is None:
@@ -76,10 +93,13 @@ class Job:
             limits.append((last_text + t.idle, "idle"))
         return min(limits) if limits else (None, "")
 
-    def connect_deadline(self, started: float) -> Deadline:
-        """The limit on reaching the Space and having it accept the job."""
+    def connect_deadline(self, tried: float, started: float) -> Deadline:
+        """The limit on reaching the Space and having it accept the job: the connect limit from
+        this attempt's start, the first-token and total limits from the reply's."""
         t = self.timeouts
-        limits = [(started + t.connect, "connect")] if t.connect is not None else []
+        limits = [(tried + t.connect, "connect")] if t.connect is not None else []
+        if t.first_token is not None:
+            limits.append((started + t.first_token, "first_token"))
         if t.total is not None:
             limits.append((started + t.total, "total"))
         return min(limits) if limits else (None, "")
@@ -104,14 +124,70 @@ class Job:
             error.partial_text = error.partial_text or self.state.text
             raise
 
+    def _choose(self, now: float) -> tuple[Member, float]:
+        """The member the next attempt goes to, and how long to wait before it (the time until
+        the first one's cooldown ends, when every member cools down)."""
+        members = self.pool.members
+        index = choose([m.health for m in members], now)
+        if index is not None:
+            return members[index], 0.0
+        soonest = min(members, key=lambda m: m.health.cooling_until)
+        return soonest, max(soonest.health.cooling_until - now, 0.0)
+
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """Submit the job and yield the reply's events. Every wait is bounded by a limit."""
+        """Submit the job and yield the reply's events; on a failure before the first token
+        that retrying can help (``QwenGradioError.retryable``), cancel it there, let that member
+        cool down, yield ``Retrying`` and try again, up to ``settings.attempts`` tries in all.
+        Every wait is bounded by a limit of the reply's."""
         loop = asyncio.get_running_loop()
         started = loop.time()
-        transport = await self.within(self.connect(), self.connect_deadline(started), ACCEPTED)
+        settings = self.pool.settings
+        member, wait = self._choose(time.monotonic())
+        while True:
+            if wait > 0:
+                await self.within(asyncio.sleep(wait), self.deadline(started, None), "reply text")
+            self.attempts += 1
+            self.space = member.name
+            self.cancel_started = False
+            failed: QwenGradioError | None = None
+            member.health.in_flight += 1
+            try:
+                async for event in self._attempt(member, started):
+                    yield event
+                return
+            except QwenGradioError as error:
+                if self.state.text or not error.retryable or self.attempts >= settings.attempts:
+                    raise
+                failed = error
+            finally:
+                member.health.in_flight -= 1
+                self.cancel_soon()
+                if self.submitted is not None:
+                    await self.submitted[1].aclose()
+            health = member.health
+            health.failures += 1
+            pause = cooldown(
+                failed, health.failures, base=settings.backoff, cap=settings.backoff_cap
+            )
+            now = time.monotonic()
+            health.cooling_until = now + pause
+            tried, (member, wait) = member, self._choose(now)
+            if wait > settings.max_wait:  # nothing free soon: say so now, with the wait stated
+                raise failed
+            yield Retrying(tried.name, failed, wait, self.attempts, member.name)
+
+    async def _attempt(self, member: Member, started: float) -> AsyncGenerator[StreamEvent, None]:
+        """One try on ``member``: connect, submit, read until the reply is complete."""
+        loop = asyncio.get_running_loop()
+        tried = loop.time()
+        self.submitted = None
+        self.state = ReplyState(chatbot_output=1)
+        connect_limit = self.connect_deadline(tried, started)
+        transport = await self.within(self.pool._connected(member), connect_limit, ACCEPTED)
         conn = transport.connection
-        inputs = conn.endpoint.inputs(self.conversation, self.options)  # before any job is sent
-        submission = transport.submit(inputs, self.session_hash)
+        options = self.pool.options_for(member, self.options)
+        inputs = conn.endpoint.inputs(self.conversation, options)  # before any job is sent
+        submission = transport.submit(inputs, new_session_hash())
         self.session_hash = submission.session_hash
         self.submitted = (conn, submission)
         state = self.state = ReplyState(
@@ -119,29 +195,30 @@ class Job:
             diffs=submission.diffs,
             quoted_errors=conn.endpoint.gradio_major == 4,
         )
+        self.event_id = await self.within(submission.joined(), connect_limit, ACCEPTED)
         last_text: float | None = None
-        try:
-            joined = submission.joined()
-            self.event_id = await self.within(joined, self.connect_deadline(started), ACCEPTED)
-            while not (state.completed or state.ended):
-                deadline = self.deadline(started, last_text)
-                message = await self.within(submission.next_message(), deadline, "reply text")
-                if message is None:
-                    break
-                try:
-                    events = state.feed_message(message)
-                except QwenGradioError as error:
-                    error.partial_text = error.partial_text or state.text
-                    raise
-                for event in events:
-                    if isinstance(event, TextDelta):
-                        last_text = loop.time()
-                    yield event
-            if not state.completed:
-                raise SpaceUnavailableError(
-                    "the Space ended the stream before the reply was complete",
-                    partial_text=state.text,
-                )
-        finally:
-            self.cancel_soon()
-            await submission.aclose()
+        while not (state.completed or state.ended):
+            deadline = self.deadline(started, last_text)
+            message = await self.within(submission.next_message(), deadline, "reply text")
+            if message is None:
+                break
+            try:
+                events = state.feed_message(message)
+            except QwenGradioError as error:
+                error.partial_text = error.partial_text or state.text
+                raise
+            for event in events:
+                if isinstance(event, TextDelta):
+                    if last_text is None:
+                        member.health.failures = 0
+                    last_text = loop.time()
+                elif isinstance(event, QueueStatus) and not event.started:
+                    member.health.queue_wait = event.eta
+                elif isinstance(event, ReplyCompleted):
+                    event = ReplyCompleted(event.text, member.name)
+                yield event
+        if not state.completed:
+            raise SpaceUnavailableError(
+                "the Space ended the stream before the reply was complete",
+                partial_text=state.text,
+            )

@@ -7,22 +7,21 @@ lines are skipped. Every line is checked before any request (``BatchInputError``
 Output is JSON Lines too, one line per prompt, written whole and flushed as soon as its reply
 completes, so the lines come in completion order; ``index`` is the input line number::
 
-    {"id": 7, "index": 7, "text": "...", "error": null, "attempts": 1,
-     "queue_seconds": 0.4, "generation_seconds": 3.2}
+    {"id": 7, "index": 7, "text": "...", "error": null, "space": "Qwen/Qwen2.5-Max-Demo",
+     "attempts": 1, "queue_seconds": 0.4, "generation_seconds": 3.2}
 
 A failed prompt has ``"error": {"type": "SpaceError", "message": "..."}`` and ``text`` holds what
 arrived before the error. Rerunning with the same output file appends: ids already answered
 without an error are skipped, failed ones are tried again (an unfinished last line, from a
-killed run, is cut off first). Queue full, rate limits and quota, and an unavailable Space are
-retried with exponential backoff and full jitter (or after the wait the Space states), up to
-``attempts`` tries in all; app errors, timeouts and bad input are not.
+killed run, is cut off first). Retries are the client's own (``Settings.attempts``, on another
+Space of the pool or later; before a reply's first token only): ``space`` is the Space that
+answered, or the last one tried, and ``attempts`` how many times the prompt was tried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import shutil
 import sys
 import time
@@ -37,13 +36,12 @@ from .errors import (
     QwenGradioError,
 )
 from .messages import Prompt, to_conversation
-from .stream import QueueStatus, TextDelta
+from .stream import QueueStatus, Retrying, TextDelta
 
 __all__ = [
     "BatchInputError",
     "BatchItem",
     "Progress",
-    "RetryPolicy",
     "Summary",
     "answered_ids",
     "read_items",
@@ -126,23 +124,6 @@ def answered_ids(path: Path) -> set[str]:
         if isinstance(record, dict) and record.get("error") is None and "id" in record:
             answered.add(json.dumps(record["id"]))
     return answered
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often, and after how long, a prompt is tried again."""
-
-    attempts: int = 5  # tries in all
-    base: float = 1.0  # seconds before the second try, doubling after each
-    cap: float = 60.0  # the longest backoff
-    max_stated: float = 600.0  # the longest wait honoured when the Space names one
-
-    def delay(self, attempt: int, error: QwenGradioError) -> float:
-        """Seconds to wait after the ``attempt``-th try failed with ``error``."""
-        stated = error.retry_after
-        if stated is not None:
-            return min(stated, self.max_stated)
-        return random.uniform(0, min(self.cap, self.base * 2 ** (attempt - 1)))
 
 
 @dataclass
@@ -248,7 +229,6 @@ async def run_batch(
     concurrency: int = 4,
     system: str | None = None,
     options: Mapping[str, Any] | None = None,
-    retry: RetryPolicy | None = None,
     progress: Progress | None = None,
     summary: Summary | None = None,
 ) -> Summary:
@@ -256,7 +236,6 @@ async def run_batch(
     ``output`` as each completes; at most ``concurrency`` jobs at once. Cancelling the task
     (Ctrl-C under ``asyncio.run``) cancels the jobs in flight on the Space, marks ``summary``
     (fill your own to read it then) interrupted and re-raises; every line written stays whole."""
-    retry = retry or RetryPolicy()
     answered = answered_ids(output)
     todo = [item for item in items if json.dumps(item.id) not in answered]
     summary = summary if summary is not None else Summary()
@@ -268,47 +247,43 @@ async def run_batch(
     async def answer(item: BatchItem, out: TextIO) -> None:
         async with slots:
             progress.started()
-            attempt = 0
-            while True:
-                attempt += 1
-                begun = time.monotonic()
-                generating: float | None = None
-                stream = client.astream(item.messages, system=system, options=options)
-                try:
-                    async with stream:
-                        async for event in stream.events():
-                            if isinstance(event, QueueStatus):
-                                progress.queued(event)
-                                if event.started and generating is None:
-                                    generating = time.monotonic()
-                            elif isinstance(event, TextDelta) and generating is None:
+            begun = time.monotonic()
+            generating: float | None = None
+            stream = client.astream(item.messages, system=system, options=options)
+            error: QwenGradioError | None = None
+            try:
+                async with stream:
+                    async for event in stream.events():
+                        if isinstance(event, QueueStatus):
+                            progress.queued(event)
+                            if event.started and generating is None:
                                 generating = time.monotonic()
-                    error: QwenGradioError | None = None
-                except QwenGradioError as exc:
-                    if exc.retryable and attempt < retry.attempts:  # busy or away, not wrong
-                        summary.retries += 1
-                        await asyncio.sleep(retry.delay(attempt, exc))
-                        continue
-                    error = exc
-                ended = time.monotonic()
-                generating = generating or ended
-                out.write(
-                    _record(
-                        item,
-                        stream.text,
-                        error,
-                        attempts=attempt,
-                        queue_seconds=round(generating - begun, 3),
-                        generation_seconds=round(ended - generating, 3),
-                    )
+                        elif isinstance(event, Retrying):  # the client tries again
+                            summary.retries += 1
+                            generating = None
+                        elif isinstance(event, TextDelta) and generating is None:
+                            generating = time.monotonic()
+            except QwenGradioError as exc:
+                error = exc
+            ended = time.monotonic()
+            generating = generating or ended
+            out.write(
+                _record(
+                    item,
+                    stream.text,
+                    error,
+                    space=stream.space,
+                    attempts=stream.attempts,
+                    queue_seconds=round(generating - begun, 3),
+                    generation_seconds=round(ended - generating, 3),
                 )
-                out.flush()  # one whole line per write: a kill never leaves half of one
-                if error is None:
-                    summary.answered += 1
-                else:
-                    summary.failed += 1
-                progress.finished(error is None)
-                return
+            )
+            out.flush()  # one whole line per write: a kill never leaves half of one
+            if error is None:
+                summary.answered += 1
+            else:
+                summary.failed += 1
+            progress.finished(error is None)
 
     output.parent.mkdir(parents=True, exist_ok=True)
     with output.open("a", encoding="utf-8") as out:

@@ -35,9 +35,10 @@ from .errors import (
     StreamTimeoutError,
 )
 from .messages import DEFAULT_SYSTEM
+from .routing import MAX_STATED_WAIT
 from .settings import HF_TOKEN_ENV, Settings, Timeouts
-from .space import DEFAULT_SPACE, SPACE_ENV
-from .stream import QueueStatus, TextDelta
+from .space import DEFAULT_SPACE, SPACE_ENV, SpaceConnection
+from .stream import QueueStatus, Retrying, TextDelta
 from .streams import Stream
 
 REPLICA = "replica"  # --space replica (ui): the bundled replica, served in-process
@@ -76,7 +77,16 @@ def parse_options(
 
 
 #: The parameters ``client_options`` adds, which become one ``Settings``.
-SETTINGS_FLAGS = ("space", "hf_token", "proxy", "timeout", "options", "transport", "no_cache")
+SETTINGS_FLAGS = (
+    "space",
+    "hf_token",
+    "proxy",
+    "timeout",
+    "options",
+    "transport",
+    "attempts",
+    "no_cache",
+)
 
 
 def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:
@@ -86,9 +96,13 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
     then defaults); a wrong one is a usage error (exit 2). ``short_option=False`` leaves ``-o``
     to the command; ``replica=True`` lets ``--space replica`` mean the bundled replica (the
     command then gets ``replica=True``)."""
-    space_help = SPACE_HELP + ("; 'replica' serves the offline replica." if replica else ".")
+    space_help = (
+        SPACE_HELP
+        + ("; 'replica' serves the offline replica." if replica else "")
+        + "; repeat it for a pool of Spaces that stand in for one another."
+    )
     flags = [
-        click.option("--space", default=None, help=space_help),
+        click.option("--space", multiple=True, help=space_help),
         click.option(
             "--hf-token",
             envvar=HF_TOKEN_ENV,
@@ -123,6 +137,13 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
             " Job.",
         ),
         click.option(
+            "--attempts",
+            type=click.IntRange(1, 100),
+            default=None,
+            help="Tries per reply before its first token, when a Space is busy, rate-limited,"
+            " away or slow to answer, on another Space of the pool or later [default: 3].",
+        ),
+        click.option(
             "--no-cache",
             is_flag=True,
             help="Do not read or write the on-disk cache of what connecting learnt [env:"
@@ -134,9 +155,11 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
         @functools.wraps(command)
         def with_settings(*args: Any, **kwargs: Any) -> Any:
             flags = {name: kwargs.pop(name) for name in SETTINGS_FLAGS}
+            spaces = list(flags["space"])
             if replica:
-                kwargs["replica"] = flags["space"] == REPLICA
-                flags["space"] = None if kwargs["replica"] else flags["space"]
+                kwargs["replica"] = REPLICA in spaces
+                spaces = [space for space in spaces if space != REPLICA]
+            flags["space"] = spaces or None
             flags["cache"] = False if flags.pop("no_cache") else None
             try:
                 settings = Settings.build(**flags)
@@ -216,6 +239,10 @@ def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
             if isinstance(event, QueueStatus):
                 if not reply.deltas:
                     status_line.show(event)
+                continue
+            if isinstance(event, Retrying):  # one line per retry, on stderr
+                status_line.clear()
+                click.echo(f"qwen-gradio: {event.describe()}", err=True)
                 continue
             if not isinstance(event, TextDelta):
                 continue
@@ -409,20 +436,12 @@ def chat(prompt: str | None, system: str | None, settings: Settings, as_json: bo
     show_default=True,
     help="Jobs at once (a public Space runs a few at a time; more just wait in its queue).",
 )
-@click.option(
-    "--attempts",
-    type=click.IntRange(1, 100),
-    default=5,
-    show_default=True,
-    help="Tries per prompt when the Space is busy, rate-limited or away (app errors: one).",
-)
 @click.option("--system", default=None, help="System prompt for every prompt.")
 @client_options(short_option=False)  # -o is the output here
 def batch(
     input_file: TextIO,
     output: Path,
     concurrency: int,
-    attempts: int,
     system: str | None,
     settings: Settings,
 ) -> None:
@@ -431,12 +450,14 @@ def batch(
     Each input line is a JSON string (a prompt) or an object with "messages" (OpenAI style) or
     "prompt", and an optional "id" (default: the line number). Each output line, written as its
     reply completes, holds the id, the input line number ("index"), the text, the error if it
-    failed, the attempts, and the queue and generation seconds. Rerun with the same --output to
-    resume: answered ids are skipped, failed ones tried again. Progress goes to stderr.
+    failed, the Space that answered, the attempts, and the queue and generation seconds. A
+    prompt is tried again (--attempts) as any reply is, before its first token. Rerun with the
+    same --output to resume: answered ids are skipped, failed ones tried again. Progress goes to
+    stderr.
     """
     import asyncio
 
-    from .batch import BatchInputError, RetryPolicy, Summary, read_items, run_batch
+    from .batch import BatchInputError, Summary, read_items, run_batch
 
     try:
         items = read_items(list(input_file))
@@ -446,7 +467,8 @@ def batch(
     summary = Summary()
 
     async def run() -> None:
-        async with QwenClient(settings=settings) as client:
+        # unattended: a Space that asks for a long wait (a GPU quota) is waited for
+        async with QwenClient(settings=settings.replace(max_wait=MAX_STATED_WAIT)) as client:
             if settings.options:  # a wrong --option is refused before any prompt is sent
                 await client.aconnect()
             await run_batch(
@@ -455,7 +477,6 @@ def batch(
                 output,
                 concurrency=concurrency,
                 system=system,
-                retry=RetryPolicy(attempts=attempts),
                 summary=summary,
             )
 
@@ -479,13 +500,43 @@ def batch(
 @client_options()
 @click.option("--json", "as_json", is_flag=True, help="Write one JSON object.")
 def info(settings: Settings, as_json: bool) -> None:
-    """Show what the Space is: its gradio, protocol, chat event and the options it takes."""
+    """Show what the Space is (each Space of a pool): its gradio, protocol, chat event and the
+    options it takes."""
     with QwenClient(settings=settings) as client:
-        try:
-            conn = client.connect()
-        except QwenGradioError as error:
-            click.echo(error_line(error), err=True)
-            sys.exit(exit_code(error))
+        if len(client.members) == 1:
+            try:
+                results: list[SpaceConnection | QwenGradioError] = [client.connect()]
+            except QwenGradioError as error:
+                click.echo(error_line(error), err=True)
+                sys.exit(exit_code(error))
+        else:
+            results = client.connect_all()
+    names = [member.name for member in client.members]
+    if as_json:
+        described = [
+            {"space": name, "error": {"type": type(r).__name__, "message": r.message}}
+            if isinstance(r, QwenGradioError)
+            else space_facts(r)
+            for name, r in zip(names, results, strict=True)
+        ]
+        body = described[0] if len(described) == 1 else {"pool": described}
+        click.echo(json.dumps(body, ensure_ascii=False))
+    else:
+        for k, (name, result) in enumerate(zip(names, results, strict=True)):
+            if k:
+                click.echo("")
+            if isinstance(result, QwenGradioError):
+                click.echo(f"Space:      {name}")
+                click.echo(f"error:      {type(result).__name__}: {result.message}")
+            else:
+                show_space(result)
+    failed = [r for r in results if isinstance(r, QwenGradioError)]
+    if len(failed) == len(results):
+        sys.exit(exit_code(failed[0]))
+
+
+def space_facts(conn: SpaceConnection) -> dict[str, Any]:
+    """What ``info --json`` says of one Space."""
     endpoint = conn.endpoint
     options = [
         {
@@ -499,7 +550,7 @@ def info(settings: Settings, as_json: bool) -> None:
         }
         for o in endpoint.options
     ]
-    facts = {
+    return {
         "space": conn.url,
         "gradio": endpoint.gradio_version,
         "protocol": endpoint.protocol,
@@ -509,9 +560,11 @@ def info(settings: Settings, as_json: bool) -> None:
         "system_prompt": endpoint.system_input is not None,
         "options": options,
     }
-    if as_json:
-        click.echo(json.dumps(facts, ensure_ascii=False))
-        return
+
+
+def show_space(conn: SpaceConnection) -> None:
+    """What ``info`` says of one Space, for people."""
+    endpoint = conn.endpoint
     click.echo(f"Space:      {conn.url}")
     click.echo(f"gradio:     {endpoint.gradio_version} (protocol {endpoint.protocol})")
     click.echo(f"transport:  {conn.transport}")

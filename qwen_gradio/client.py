@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -21,15 +20,14 @@ import httpx
 from ._bridge import LoopThread, run_in_thread
 from ._cache import SpaceCache
 from ._job import Job
+from ._member import Member
 from ._transports import Transport
-from ._transports.direct import DirectTransport, connect_direct
 from ._transports.http import cancel_job
-from ._version import __version__
 from ._warm import warm_http_imports
-from .errors import InvalidOptionError, StreamClosedError
+from .errors import InvalidOptionError, QwenGradioError, StreamClosedError
 from .messages import Conversation, Prompt, to_conversation
 from .options import ChatOption
-from .settings import Settings, Timeouts, checked_options
+from .settings import Settings, SpacesArgument, Timeouts, checked_options
 from .space import SpaceConnection
 from .streams import CANCEL_TIMEOUT, AsyncStream, Stream
 
@@ -38,7 +36,6 @@ __all__ = ["QwenClient"]
 warm_http_imports()
 
 logger = logging.getLogger("qwen_gradio")
-USER_AGENT = f"qwen_gradio/{__version__}"
 
 
 class QwenClient:
@@ -46,7 +43,9 @@ class QwenClient:
 
     Parameters (each also a field of ``Settings``; ``settings=`` takes them whole):
         space: a Space id ("owner/name") or URL; default ``$QWEN_GRADIO_SPACE``, else
-            "Qwen/Qwen2.5-Max-Demo".
+            "Qwen/Qwen2.5-Max-Demo". Or a pool: a list of them (or of ``Space``, which may carry
+            its own token and options), tried in turn when one fails before a reply's first
+            token (see ``qwen_gradio.routing`` for which Space gets each reply).
         hf_token: a Hugging Face token for private or duplicated Spaces; default ``$HF_TOKEN``.
             A token saved on this machine is never sent implicitly.
         proxy: an http(s) proxy URL used for every request.
@@ -57,6 +56,9 @@ class QwenClient:
             "gradio_client"), "direct" (qwen_gradio speaks the queue protocol itself: one delta
             per Space step, no polling), or "gradio_client" (jobs go through
             ``gradio_client.Client.submit``; all the protocols gradio_client speaks).
+        attempts: tries per reply before its first token (default 3; 1: no retry), when a
+            Space is unreachable, asleep, its queue full, rate-limited, or slow to answer: on
+            another Space of the pool, or after the wait the Space states (else a backoff).
         cache: remember, on disk, what connecting learnt that a Space's config does not say (the
             names of its options), so a later process asks one request less; every use is
             validated against the config. Default: on, unless ``QWEN_GRADIO_NO_CACHE=1``.
@@ -73,7 +75,7 @@ class QwenClient:
 
     def __init__(
         self,
-        space: str | None = None,
+        space: SpacesArgument = None,
         *,
         hf_token: str | None = None,
         proxy: str | None = None,
@@ -81,6 +83,7 @@ class QwenClient:
         options: Mapping[str, Any] | None = None,
         transport: str | None = None,
         cache: bool | None = None,
+        attempts: int | None = None,
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
@@ -92,21 +95,15 @@ class QwenClient:
                 options=options,
                 transport=transport,
                 cache=cache,
+                attempts=attempts,
             )
-        elif any(v is not None for v in (space, hf_token, proxy, timeout, options, transport)):
+        elif any(
+            v is not None for v in (space, hf_token, proxy, timeout, options, transport, attempts)
+        ):
             raise TypeError("pass either settings= or the settings themselves, not both")
         self.settings = settings
-        self._cache = SpaceCache() if settings.cache else None
-        self._headers = {"user-agent": USER_AGENT, "x-gradio-user": "api"}
-        if settings.hf_token:  # where gradio_client puts it (a Space's own auth: Authorization)
-            self._headers["x-hf-authorization"] = f"Bearer {settings.hf_token}"
-        self._transport: Transport | None = None
-        self._connect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
-            weakref.WeakKeyDictionary()
-        )
+        known = SpaceCache() if settings.cache else None
+        self._members = tuple(Member(space, settings, known) for space in settings.spaces)
         self._runner = LoopThread()
         self._cancels: list[threading.Thread] = []
         self._cancels_lock = threading.Lock()
@@ -137,10 +134,18 @@ class QwenClient:
 
     # -- connecting -------------------------------------------------------------------------
 
+    @property
+    def members(self) -> tuple[Member, ...]:
+        """The Spaces of the pool (one for a single Space), each with what this process knows of
+        it: ``name``, ``url``, ``connection`` (None before connecting) and ``health``."""
+        return self._members
+
     def connect(self) -> SpaceConnection:
-        """Connect to the Space now (otherwise done on first use); return what was learnt."""
-        if self._transport is not None:
-            return self._transport.connection
+        """Connect to the (first) Space now (otherwise done on first use); return what was
+        learnt. ``connect_all()`` connects every Space of a pool."""
+        first = self._members[0].connection
+        if first is not None:
+            return first
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
         return self._runner.run(self.aconnect())
@@ -152,80 +157,56 @@ class QwenClient:
         their names, unless the cache has them for exactly this chat event) over this loop's
         pool, without gradio_client. ``transport="gradio_client"``, or a Space whose protocol
         the direct transport does not speak, connects through gradio_client instead."""
-        return (await self._connected()).connection
+        return (await self._connected(self._members[0])).connection
 
-    async def _connected(self) -> Transport:
-        """The transport, connecting first if need be (once, whichever loop asks)."""
-        if self._transport is not None:
-            return self._transport
+    def connect_all(self) -> list[SpaceConnection | QwenGradioError]:
+        """Connect to every Space of the pool; each one's connection, or the error it met."""
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        loop = asyncio.get_running_loop()
-        lock = self._connect_locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            if self._transport is not None:
-                return self._transport
-            transport = await self._connect()
+        return self._runner.run(self.aconnect_all())
+
+    async def aconnect_all(self) -> list[SpaceConnection | QwenGradioError]:
+        """Async twin of ``connect_all()``: every Space at once."""
+
+        async def one(member: Member) -> SpaceConnection | QwenGradioError:
             try:
-                transport.connection.endpoint.option_values(self.options)
-            except InvalidOptionError:
-                transport.close()
-                raise
-            if self._transport is None:
-                self._transport = transport
-            elif transport is not self._transport:  # another loop connected first
-                transport.close()
-        return self._transport
+                return (await self._connected(member)).connection
+            except QwenGradioError as error:
+                return error
 
-    async def _connect(self) -> Transport:
-        s = self.settings
-        if s.transport != "gradio_client":
-            http = await self._pool()
-            connection = await connect_direct(
-                http,
-                s.space_url,
-                httpx.Timeout(s.timeouts.connect),
-                self._cache,
-                fallback=s.transport == "auto",
-            )
-            if connection is not None:
-                return DirectTransport(connection, self._pool, s.timeouts.connect)
-        from ._transports.gradio_client import GradioClientTransport
+        return list(await asyncio.gather(*(one(m) for m in self._members)))
 
-        def connect() -> Transport:
-            return GradioClientTransport.connect(
-                s.space_url,
-                hf_token=s.hf_token,
-                proxy=s.proxy,
-                connect_timeout=s.timeouts.connect,
-                user_agent=USER_AGENT,
-            )
+    async def _connected(self, member: Member) -> Transport:
+        """``member``'s transport, connected, with the client's options checked against it."""
+        if self._closed:
+            raise StreamClosedError("this QwenClient is closed")
+        transport = await member.connected()
+        self.options_for(member, self.options)
+        return transport
 
-        return await run_in_thread(connect)
+    def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options ``member``'s replies get, checked (InvalidOptionError). In a pool, an
+        option that some Spaces lack goes to those that have it; one that no Space has is
+        refused once every Space is connected."""
+        pooled = len(self._members) > 1
+        chosen = member.options_for(options, pooled=pooled)
+        if pooled and all(m.connection is not None for m in self._members):
+            for key in options:
+                if not any(
+                    o.matches(str(key))
+                    for m in self._members
+                    for o in (m.connection.endpoint.options if m.connection else ())
+                ):
+                    names = ", ".join(m.name for m in self._members)
+                    raise InvalidOptionError(
+                        f"no Space of the pool ({names}) has an option {key!r}"
+                    )
+        return chosen
 
     def chat_options(self) -> tuple[ChatOption, ...]:
-        """The Space's extra chat inputs (connects first): each with its name, component,
-        allowed values and default. The Qwen2.5-Max Space has none."""
+        """The (first) Space's extra chat inputs (connects first): each with its name,
+        component, allowed values and default. The Qwen2.5-Max Space has none."""
         return self.connect().endpoint.options
-
-    async def _pool(self) -> httpx.AsyncClient:
-        """The connection pool of the running event loop, closed when that loop shuts down its
-        async generators (as ``asyncio.run`` does), or by ``aclose()``/``close()``."""
-        loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
-        if pool is None or pool[0].is_closed:
-            conn = self._transport.connection if self._transport is not None else None
-            http = httpx.AsyncClient(
-                headers=self._headers,
-                cookies=conn.cookies if conn is not None else None,
-                proxy=self.settings.proxy,
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-                verify=_tls(self.space_url, self.settings.proxy),
-            )
-            keeper = _close_at_shutdown(http)
-            await keeper.asend(None)  # now the loop's shutdown_asyncgens() will close it
-            pool = self._pools[loop] = (http, keeper)
-        return pool[0]
 
     # -- chatting ---------------------------------------------------------------------------
 
@@ -285,13 +266,7 @@ class QwenClient:
 
     def _job(self, conversation: Conversation, options: Mapping[str, Any] | None) -> Job:
         """A job for ``conversation``, with what it needs of this client."""
-        return Job(
-            conversation,
-            self.timeouts,
-            {**self.options, **checked_options(options)},
-            connect=self._connected,
-            cancel=self._cancel_in_background,
-        )
+        return Job(conversation, {**self.options, **checked_options(options)}, pool=self)
 
     def _cancel_in_background(
         self, conn: SpaceConnection, session_hash: str, event_id: str
@@ -333,26 +308,24 @@ class QwenClient:
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def _close_pool(self) -> None:
-        """Close the running loop's connection pool."""
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            await pool[1].aclose()
+    async def _close_pools(self) -> None:
+        """Close the running loop's connection pools."""
+        for member in self._members:
+            await member.close_pool()
 
     def close(self) -> None:
         """Close connections, stop the sync API's thread, and wait until the Space has been
         asked to stop every job cancelled so far. Idempotent."""
         self._closed = True
-        self._runner.stop(self._close_pool)
-        self._pools.clear()
+        self._runner.stop(self._close_pools)
         self._join_cancels()
-        if self._transport is not None:
-            self._transport.close()
+        for member in self._members:
+            member.close()
 
     async def aclose(self) -> None:
         """Close this loop's connections, stop the sync API's thread, and wait until the Space
         has been asked to stop every job cancelled so far. Idempotent."""
-        await self._close_pool()
+        await self._close_pools()
         await run_in_thread(self._join_cancels, name="qwen_gradio-close")
         self.close()
 
@@ -367,33 +340,3 @@ class QwenClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-_Pool = tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
-
-
-async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
-    """Holds ``http`` open; closing this generator (the loop's ``shutdown_asyncgens()``, or
-    ``QwenClient.aclose()``) closes it."""
-    try:
-        yield
-    finally:
-        await http.aclose()
-
-
-_TLS: ssl.SSLContext | None = None
-_TLS_LOCK = threading.Lock()
-
-
-def _tls(url: str, proxy: str | None) -> ssl.SSLContext:
-    """The TLS context of a pool: httpx's default (certifi's CAs), made once per process and
-    shared by every pool; a pool that can only speak plain HTTP (an http:// Space, no proxy)
-    gets one that loads no CAs (loading them takes 20-35 ms, a noticeable part of a cold
-    start)."""
-    global _TLS
-    if not url.startswith("https:") and proxy is None:
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: nothing here speaks TLS
-    with _TLS_LOCK:
-        if _TLS is None:
-            _TLS = httpx.create_ssl_context()
-        return _TLS

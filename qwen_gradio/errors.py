@@ -28,7 +28,7 @@ SpaceUnavailableError          yes        503    3    space_unavailable (server_
 SpaceError                     no         502    4    SpaceError (server_error)
 QueueFullError                 yes        503    5    queue_full (server_error)
 RateLimitedError               yes        429    6    rate_limited (rate_limit_error)
-StreamTimeoutError             no         504    7    timeout_<kind> (server_error)
+StreamTimeoutError             connect    504    7    timeout_<kind> (server_error)
 InvalidMessagesError           no         400    2    (invalid_request_error, param messages)
 InvalidOptionError             no         400    2    (invalid_request_error, param options)
 ModelNotSupportedError         no         404    2    model_not_found (param model)
@@ -72,7 +72,7 @@ class QwenGradioError(Exception):
     """
 
     #: Trying again later, or on another Space, can help.
-    retryable: ClassVar[bool] = False
+    retryable: bool = False
     #: The HTTP status an OpenAI-compatible server answers with, before the first token.
     http_status: ClassVar[int] = 502
     #: OpenAI's error ``type``.
@@ -107,6 +107,13 @@ class QwenGradioError(Exception):
         """OpenAI's error ``code`` for this error (None for errors of bad input)."""
         return type(self).__name__
 
+    #: What happened, in a few words, for a line about a retry ("queue full").
+    what: ClassVar[str] = "failed"
+
+    def summary(self) -> str:
+        """A few words for people: "queue full", "rate limited", "unavailable"."""
+        return self.what
+
 
 def stated_wait(message: str) -> float | None:
     """The wait a message states, in seconds: "h:mm:ss", or a number of seconds."""
@@ -135,6 +142,7 @@ class SpaceUnavailableError(QwenGradioError):
     retryable = True
     http_status = 503
     exit_code = 3
+    what = "unavailable"
     g4f_error = "ResponseStatusError"
 
     @property
@@ -146,6 +154,7 @@ class SpaceError(QwenGradioError):
     """The Space's app raised an error; ``message`` is the Space's own text."""
 
     exit_code = 4
+    what = "app error"
     g4f_error = "ResponseError"
 
 
@@ -155,6 +164,7 @@ class QueueFullError(QwenGradioError):
     retryable = True
     http_status = 503
     exit_code = 5
+    what = "queue full"
     default_wait = 10.0
     g4f_error = "RateLimitError"
 
@@ -170,6 +180,7 @@ class RateLimitedError(QwenGradioError):
     http_status = 429
     error_type = "rate_limit_error"
     exit_code = 6
+    what = "rate limited"
     default_wait = 60.0
     g4f_error = "RateLimitError"
 
@@ -183,11 +194,13 @@ class StreamTimeoutError(QwenGradioError):
 
     http_status = 504
     exit_code = 7
+    what = "timed out"
     g4f_error = "TimeoutError"
 
     def __init__(self, message: str, *, kind: str, partial_text: str = "") -> None:
         super().__init__(message, partial_text=partial_text)
         self.kind = kind
+        self.retryable = kind == "connect"  # the Space did not answer: another may
 
     @property
     def code(self) -> str:

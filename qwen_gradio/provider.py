@@ -233,7 +233,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         elif set(kwargs) & {"space", "hf_token", "timeout", "transport"} or proxy:
             raise TypeError("pass either settings= or the settings themselves, not both")
         elif model_space is not None:  # the model names its own Space
-            settings = settings.replace(space_url=resolve_space_url(model_space))
+            settings = settings.replace(space=model_space)
         history = kwargs.pop("history", "real")
         if history == "flatten":
             prompt, system = flatten_prompt(messages)

@@ -41,14 +41,16 @@ from .client import QwenClient
 from .errors import ModelNotSupportedError, QwenGradioError
 from .provider import Qwen_Qwen_2_5_Max
 from .settings import Settings
-from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .streams import AsyncStream
 
-__all__ = ["API_KEY_ENV", "UNSUPPORTED", "create_app"]
+__all__ = ["API_KEY_ENV", "SPACE_HEADER", "UNSUPPORTED", "create_app"]
 
 logger = logging.getLogger("qwen_gradio")
 
 API_KEY_ENV = "QWEN_GRADIO_API_KEY"
+#: The response header naming the Space of the pool that answered.
+SPACE_HEADER = "X-Qwen-Gradio-Space"
 #: Request fields that change what a reply is and that the Space cannot honour: refused (400).
 UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
 KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
@@ -180,7 +182,8 @@ def create_app(
         return JSONResponse({"object": "list", "data": data})
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "space": client.space_url})
+        spaces = [member.url for member in client.members]
+        return JSONResponse({"status": "ok", "space": client.space_url, "spaces": spaces})
 
     async def chat_completions(request: Request) -> Response:
         try:
@@ -242,7 +245,7 @@ async def _whole(
         "model": model,
         "choices": [choice],
     }
-    return JSONResponse(body)
+    return JSONResponse(body, headers={SPACE_HEADER: stream.space or ""})
 
 
 async def _streamed(
@@ -258,7 +261,7 @@ async def _streamed(
         while True:
             item = _checked(await asyncio.wait_for(queue.get(), keepalive))
             early.append(item)
-            if not isinstance(item, QueueStatus):
+            if not isinstance(item, (QueueStatus, Retrying)):  # still waiting for text
                 break
     except TimeoutError:
         pass  # still queued: start the stream, keep it alive
@@ -292,11 +295,15 @@ async def _streamed(
             await _stop(running, stream)  # done, failed, or the client went away
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    if stream.space is not None:  # the Space of the pool answering (or being tried) now
+        headers[SPACE_HEADER] = stream.space
     return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
 
 def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> str:
     if isinstance(event, QueueStatus):
+        return f": {event.describe()}\n\n"
+    if isinstance(event, Retrying):
         return f": {event.describe()}\n\n"
     if isinstance(event, TextDelta):
         return _chunk(reply_id, created, model, {"content": event.delta}, None)

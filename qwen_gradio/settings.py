@@ -7,7 +7,7 @@ both providers all build their settings here, so no front end re-lists or re-dec
 ============== =========================== ==================================================
 setting        environment                 default
 ============== =========================== ==================================================
-space          ``QWEN_GRADIO_SPACE``       "Qwen/Qwen2.5-Max-Demo"
+space(s)       ``QWEN_GRADIO_SPACE``       "Qwen/Qwen2.5-Max-Demo" (several: "a/b,c/d")
 hf_token       ``HF_TOKEN``                none (a token saved on the machine is never sent)
 proxy          none                        none
 timeouts       none                        connect 10 s, first token 300 s, idle 60 s,
@@ -15,6 +15,8 @@ timeouts       none                        connect 10 s, first token 300 s, idle
 options        none                        the Space's own defaults
 transport      none                        "auto"
 cache          ``QWEN_GRADIO_NO_CACHE=1``  on
+attempts       none                        3 tries per reply, before its first token
+max_wait       none                        30 s: a retry that would wait longer fails at once
 ============== =========================== ==================================================
 """
 
@@ -22,17 +24,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from ._cache import cache_enabled
 from ._transports import TRANSPORTS
-from .errors import InvalidOptionError
-from .space import resolve_space_url
+from .errors import InvalidOptionError, InvalidSpaceError
+from .space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
 
-__all__ = ["HF_TOKEN_ENV", "Settings", "Timeouts", "checked_options"]
+__all__ = ["HF_TOKEN_ENV", "Settings", "Space", "Timeouts", "checked_options", "spaces_of"]
 
 HF_TOKEN_ENV = "HF_TOKEN"
 
@@ -77,6 +79,52 @@ def checked_options(options: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Space:
+    """One Space of a pool: an id ("owner/name") or URL, and what it needs of its own: its token
+    (default: the settings' ``hf_token``) and options (over the settings' options), such as the
+    Qwen2.5 demo's ``{"model_size": "72B"}``. ``url`` is its base URL."""
+
+    space: str
+    hf_token: str | None = field(default=None, repr=False)
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    url: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", resolve_space_url(self.space))
+        object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
+
+    @property
+    def name(self) -> str:
+        """The Space as the user named it (an id, or a URL)."""
+        return self.space.strip().rstrip("/") if "://" in self.space else self.space.strip()
+
+
+SpacesArgument = str | Space | Sequence[str | Space] | None
+
+
+def spaces_of(value: SpacesArgument) -> tuple[Space, ...]:
+    """The pool that ``value`` names: a Space, an id or URL (several separated by commas), or a
+    list of them; None means ``$QWEN_GRADIO_SPACE`` (likewise), else the Qwen2.5-Max Space."""
+    if value is None:
+        value = os.environ.get(SPACE_ENV) or DEFAULT_SPACE
+    items = [value] if isinstance(value, (str, Space)) else list(value)
+    spaces: list[Space] = []
+    for item in items:
+        if isinstance(item, Space):
+            spaces.append(item)
+        elif isinstance(item, str):
+            spaces.extend(Space(part.strip()) for part in item.split(",") if part.strip())
+        else:
+            raise InvalidSpaceError(f"a Space is an id, a URL or a qwen_gradio.Space, not {item!r}")
+    if not spaces:
+        raise InvalidSpaceError("no Space given")
+    urls = [space.url for space in spaces]
+    if len(set(urls)) != len(urls):
+        raise InvalidSpaceError(f"a Space is named twice in the pool: {', '.join(urls)}")
+    return tuple(spaces)
+
+
+@dataclass(frozen=True)
 class Settings:
     """What a QwenClient is: which Space, how to reach it, the limits of each reply.
 
@@ -84,25 +132,40 @@ class Settings:
     ``replace(...)`` gives a copy with some settings changed.
     """
 
-    space_url: str  # the Space's base URL, ending in "/"
+    spaces: tuple[Space, ...]  # the pool: one Space, or several that can stand in for another
     hf_token: str | None = field(default=None, repr=False)
     proxy: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     transport: str = "auto"
     cache: bool = True
+    attempts: int = 3  # tries per reply, before its first token (1: no retry)
+    backoff: float = 1.0  # seconds: the first full-jitter backoff's ceiling, doubling after each
+    backoff_cap: float = 30.0  # the longest backoff
+    max_wait: float = 30.0  # the longest wait before a retry; longer: the reply fails at once
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(
                 f"transport must be one of {', '.join(TRANSPORTS)}, not {self.transport!r}"
             )
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ValueError(f"attempts must be a whole number, not {self.attempts!r}")
+        if not 1 <= self.attempts <= 100:
+            raise ValueError(f"attempts must be between 1 and 100, not {self.attempts}")
+        if not self.spaces:
+            raise InvalidSpaceError("no Space given")
         object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
+
+    @property
+    def space_url(self) -> str:
+        """The first Space's base URL, ending in "/" (the only one, for a single Space)."""
+        return self.spaces[0].url
 
     @classmethod
     def build(
         cls,
-        space: str | None = None,
+        space: SpacesArgument = None,
         *,
         hf_token: str | None = None,
         proxy: str | None = None,
@@ -110,11 +173,15 @@ class Settings:
         options: Mapping[str, Any] | None = None,
         transport: str | None = None,
         cache: bool | None = None,
+        attempts: int | None = None,
     ) -> Settings:
         """Settings from arguments, else the environment, else the defaults (see the module's
-        table). Raises ValueError (InvalidSpaceError, InvalidOptionError) for a wrong one."""
+        table). ``space`` is one Space (an id, a URL, a ``Space``) or a pool of them (a list,
+        or ids and URLs separated by commas). Raises ValueError (InvalidSpaceError,
+        InvalidOptionError) for a wrong one."""
         return cls(
-            space_url=resolve_space_url(space),
+            spaces=spaces_of(space),
+            attempts=3 if attempts is None else attempts,
             hf_token=hf_token if hf_token is not None else os.environ.get(HF_TOKEN_ENV) or None,
             proxy=proxy or None,
             timeouts=Timeouts.of(timeout),
@@ -124,5 +191,8 @@ class Settings:
         )
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` (field names) applied."""
+        """A copy with ``changes`` (field names) applied; ``space=`` takes what ``build``'s
+        ``space`` does."""
+        if "space" in changes:
+            changes["spaces"] = spaces_of(changes.pop("space"))
         return dataclasses.replace(self, **changes)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import (
@@ -42,6 +42,7 @@ __all__ = [
     "QueueStatus",
     "ReplyCompleted",
     "ReplyState",
+    "Retrying",
     "SSELineDecoder",
     "StreamEvent",
     "TextDelta",
@@ -115,12 +116,31 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ReplyCompleted:
-    """The Space finished the reply; ``text`` is all of it."""
+    """The Space finished the reply; ``text`` is all of it, ``space`` the Space that answered
+    (as the pool names it)."""
 
     text: str
+    space: str = field(default="", compare=False)
 
 
-StreamEvent = TextDelta | QueueStatus | ReplyCompleted
+@dataclass(frozen=True)
+class Retrying:
+    """The reply is tried again, before any of its text arrived: ``space`` failed with
+    ``error``; attempt ``attempt + 1`` goes to ``next_space`` in ``wait`` seconds."""
+
+    space: str
+    error: QwenGradioError
+    wait: float
+    attempt: int
+    next_space: str
+
+    def describe(self) -> str:
+        """One line for people: "queue full on a/b; trying c/d in 2.0 s"."""
+        again = "trying again" if self.next_space == self.space else f"trying {self.next_space}"
+        return f"{self.error.summary()} on {self.space}; {again} in {self.wait:.1f} s"
+
+
+StreamEvent = TextDelta | QueueStatus | ReplyCompleted | Retrying
 
 
 def decode_sse_line(line: str) -> dict[str, Any] | None:

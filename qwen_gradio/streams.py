@@ -70,6 +70,16 @@ class _Reply:
         """The latest queue status the Space reported (None before any)."""
         return self._job.state.status
 
+    @property
+    def space(self) -> str | None:
+        """The Space of the pool the reply went to (the last one tried; None before any)."""
+        return self._job.space
+
+    @property
+    def attempts(self) -> int:
+        """How many times the reply was tried (more than 1 after a ``Retrying``)."""
+        return self._job.attempts
+
 
 class AsyncStream(_Reply):
     """One streamed reply: an async iterator of text deltas, closable, an async context manager.

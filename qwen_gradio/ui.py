@@ -29,8 +29,7 @@ from .errors import QwenGradioError
 from .messages import DEFAULT_SYSTEM
 from .options import ChatOption
 from .settings import Settings
-from .space import resolve_space_url
-from .stream import QueueStatus, TextDelta
+from .stream import QueueStatus, Retrying, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
 
@@ -127,7 +126,7 @@ def build_ui(
         stream = client.astream(to_messages(message, history, system_prompt), options=chosen)
         try:
             async for event in stream.events():
-                if isinstance(event, QueueStatus):
+                if isinstance(event, (QueueStatus, Retrying)):  # still waiting for text
                     if not stream.text:
                         yield note(event.describe(), pending=True)
                 elif isinstance(event, TextDelta):
@@ -228,7 +227,7 @@ def serve(
         from .replica import ReplicaServer
 
         server = ReplicaServer(delay=replica_delay).start()
-        settings = settings.replace(space_url=resolve_space_url(server.url))
+        settings = settings.replace(space=server.url)
         label = f"{server.url} (the offline replica)"
     client = QwenClient(settings=settings)
     demo = build_ui(client, space_label=label, options=space_options(client))

@@ -52,18 +52,15 @@ class Replica:
 
     def wait(self, run: int, timeout: float = 20) -> dict[str, Any]:
         """Block until run ``run`` has ended on the Space; return what it did."""
-        response = httpx.get(
-            f"{self.url}/replica/wait",
-            params={"run": run, "timeout": timeout},
-            timeout=timeout + 5,
-        )
-        response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return self._block("wait", run, timeout)
 
     def started(self, run: int, timeout: float = 20) -> dict[str, Any]:
         """Block until run ``run`` has started on the Space; return what it received."""
+        return self._block("started", run, timeout)
+
+    def _block(self, route: str, run: int, timeout: float) -> dict[str, Any]:
         response = httpx.get(
-            f"{self.url}/replica/started",
+            f"{self.url}/replica/{route}",
             params={"run": run, "timeout": timeout},
             timeout=timeout + 5,
         )

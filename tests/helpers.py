@@ -133,7 +133,7 @@ class FrontEnd(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-Rule = Callable[[str, str], str]  # (method, path) -> forward | stall | cut | rewrite | 429
+Rule = Callable[[str, str], str]  # (method, path) -> forward|stall|cut|rewrite|429|queue_full
 
 
 class _FaultHandler(socketserver.BaseRequestHandler):
@@ -167,6 +167,12 @@ class _FaultHandler(socketserver.BaseRequestHandler):
             self.server.stop.wait(self.server.delay)
         if action == "stall":  # take the request, never answer, until the test ends
             self.server.stop.wait()
+            return
+        if action == "queue_full":  # refuse the job, as gradio's queue does when it is full
+            body = json.dumps({"detail": "Queue is full."}).encode()
+            head = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+            client.sendall(head.encode() + body)
             return
         if action == "429":  # refuse, as Hugging Face's front end does, naming a wait
             body = json.dumps({"detail": "Too many requests: retry in 1 seconds"}).encode()

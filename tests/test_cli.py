@@ -62,7 +62,11 @@ def test_json_lines(replica6: Replica) -> None:
     ("args", "code", "message"),
     [
         (["  "], 2, "InvalidMessagesError: the last user message is empty"),
-        (["--space", "http://127.0.0.1:9", "hi"], 3, "SpaceUnavailableError: cannot reach"),
+        (
+            ["--space", "http://127.0.0.1:9", "--attempts", "1", "hi"],
+            3,
+            "SpaceUnavailableError: cannot reach",
+        ),
         (["/fail 2 the model broke"], 4, "SpaceError: the model broke"),
         (["--timeout", "0.5", "/slow 3 late"], 7, "StreamTimeoutError: no reply text"),
     ],

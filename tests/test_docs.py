@@ -50,11 +50,7 @@ def run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         ("README.md", "await client.achat(messages)", f"{REPLY}And of Italy?\n"),
         ("docs/python.md", "print(stream.text)", f"{ITALY}\n{ITALY}{ITALY}\n"),
         ("docs/python.md", "async def main", f"{REPLY}Tell me a joke.{REPLY}And another.\n"),
-        (
-            "docs/python.md",
-            "stream.events()",
-            f"The Space is working on your message…\n{REPLY}Hello\n",
-        ),
+        ("docs/python.md", "ReplyCompleted, TextDelta", f"{WORKING}\n{REPLY}Hello\n"),
         ("docs/python.md", "Timeouts(connect=10", ""),
         ("docs/python.md", 'QwenClient().chat("Hello")', ""),  # prints only on an error
         ("docs/python.md", "Settings.build(", "SPACE 60\n"),
@@ -119,3 +115,24 @@ def test_the_exit_code_table_is_the_error_classes_own() -> None:
     assert len(rows) == 5
     for code, name in rows:
         assert getattr(qwen_gradio, name).exit_code == int(code), name
+
+
+def test_the_pool_example(replica6: Replica, tmp_path: Path) -> None:
+    """The pool example, its first Space one that is gone and the others two replicas."""
+    from .helpers import free_port
+
+    dead, other = f"http://127.0.0.1:{free_port()}", shared_replica("gradio6").url
+    code = example("docs/python.md", "Retrying, Space")
+    for name, url in (
+        ('"Qwen/Qwen2.5-Max-Demo"', repr(dead)),
+        ('"you/your-duplicate"', repr(replica6.url)),
+        ('"you/private-copy"', repr(other)),
+    ):
+        assert name in code
+        code = code.replace(name, url)
+    result = run(code, tmp_path)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == (
+        f"( unavailable on {dead}; trying {replica6.url} in 0.0 s )\n"
+        f"{REPLY}Hello | from {replica6.url} after 2 attempts\n"
+    )

@@ -11,11 +11,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "qwen_gradio"
 #: Each module's layer: a module may import only from its own layer or those below it.
 LAYERS = {
     0: {"errors", "_version"},
-    1: {"messages", "options"},
+    1: {"messages", "options", "routing"},
     2: {"space", "stream", "_cache", "_warm"},
     3: {"_transports", "_transports.http", "_compat", "_transports.direct"},
     4: {"_transports.gradio_client", "_bridge", "settings"},
-    5: {"_job", "streams"},
+    5: {"_member", "_job", "streams"},
     6: {"client"},
     7: {"provider", "batch", "serve", "ui", "cli", "replica"},
     8: {"gpt4free", "typing", "__init__", "__main__"},
