@@ -143,6 +143,8 @@ class Job:
         started = loop.time()
         settings = self.pool.settings
         member, wait = self._choose(time.monotonic())
+        if wait > settings.max_wait:  # all cool down for long: ask again (they may say why)
+            wait = 0.0
         while True:
             if wait > 0:
                 await self.within(asyncio.sleep(wait), self.deadline(started, None), "reply text")
@@ -151,8 +153,9 @@ class Job:
             self.cancel_started = False
             failed: QwenGradioError | None = None
             member.health.in_flight += 1
+            attempt = self._attempt(member, started)
             try:
-                async for event in self._attempt(member, started):
+                async for event in attempt:
                     yield event
                 return
             except QwenGradioError as error:
@@ -161,6 +164,7 @@ class Job:
                 failed = error
             finally:
                 member.health.in_flight -= 1
+                await attempt.aclose()  # closed here, not by the loop at its shutdown
                 self.cancel_soon()
                 if self.submitted is not None:
                     await self.submitted[1].aclose()
