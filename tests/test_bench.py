@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +68,12 @@ def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
     for kind, line in rows.items():
         if not kind.startswith("seed"):  # measured when .venv-seed exists
             assert line.split("|")[2].strip().isdigit(), line
+
+
+def test_the_availability_benchmark_smoke_run(tmp_path: Path) -> None:
+    report, rows = smoke_run("availability.py", tmp_path / "availability.md")
+    assert "SMOKE RUN" in report
+    labels = [label for label in rows if label.startswith(("one Space", "the pool"))]
+    assert len(labels) == 6
+    for label in labels:  # every row counted all 8 replies, answered or not
+        assert re.search(r"\| \d+/8 \(\d+ %\) \|", rows[label]), rows[label]
