@@ -127,6 +127,10 @@ def browser() -> Iterator[Any]:
             pytest.fail("no chromium, but QWEN_GRADIO_REQUIRE_BROWSER=1")
         pytest.skip("no chromium (apt-get install chromium)")
     playwright_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's expectations wait 5 s by default: on a machine whose cores are both busy,
+    # gradio's page took longer than that to render (seen once in a loaded run), so they wait
+    # up to 30 s. A limit on waiting, not a timed assertion: a page that renders passes at once.
+    playwright_api.expect.set_options(timeout=30_000)
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
