@@ -1,6 +1,10 @@
 """One reply's job: choose a Space of the pool, connect, submit, feed each queue message to the
 I/O-free ``ReplyState``, every wait under the reply's limits; before the first token, try again
-where retrying can help; cancel it on the Space when it is abandoned."""
+where retrying can help; cancel it on the Space when it is abandoned.
+
+A job on a connection made from the cache goes out at once; before any of its messages is read,
+the Space's config (asked meanwhile) must agree with the cache, else the job is cancelled and
+sent again the new way (``Stale``), which is not one of the reply's attempts."""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ from typing import Any, Protocol, TypeVar
 
 from ._member import Member
 from ._transports import Submission, Transport
-from .errors import QwenGradioError, SpaceUnavailableError, StreamTimeoutError
+from .errors import (
+    QwenGradioError,
+    SpaceProtocolError,
+    SpaceUnavailableError,
+    StreamTimeoutError,
+)
 from .messages import Conversation
 from .routing import choose, cooldown
 from .settings import Settings
@@ -34,13 +43,18 @@ class Pool(Protocol):
     @property
     def members(self) -> tuple[Member, ...]: ...
 
-    async def _connected(self, member: Member) -> Transport: ...
+    async def _connected(self, member: Member, *, provisional: bool = False) -> Transport: ...
 
     def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]: ...
 
     def _cancel_in_background(
         self, conn: SpaceConnection, session_hash: str, event_id: str
     ) -> object: ...
+
+
+class Stale(Exception):
+    """The job went out as the cache said and the Space's config now says otherwise: send it
+    again, on the member's new transport."""
 
 
 class Job:
@@ -60,6 +74,7 @@ class Job:
         self.event_id: str | None = None
         self.space: str | None = None  # the member the reply went to (the last one tried)
         self.attempts = 0
+        self.resent = 0  # jobs sent again because the cache's call was out of date
         self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
         self.submitted: tuple[SpaceConnection, Submission] | None = None
         self.cancel_started = False
@@ -158,8 +173,13 @@ class Job:
                 async for event in attempt:
                     yield event
                 return
+            except Stale:
+                failed = None
             except QwenGradioError as error:
-                if self.state.text or not error.retryable or self.attempts >= settings.attempts:
+                if self.state.text or not error.retryable:
+                    raise
+                self._cool_down(member, error)  # also after the last try: it did fail
+                if self.attempts >= settings.attempts:
                     raise
                 failed = error
             finally:
@@ -168,17 +188,24 @@ class Job:
                 self.cancel_soon()
                 if self.submitted is not None:
                     await self.submitted[1].aclose()
-            health = member.health
-            health.failures += 1
-            pause = cooldown(
-                failed, health.failures, base=settings.backoff, cap=settings.backoff_cap
-            )
-            now = time.monotonic()
-            health.cooling_until = now + pause
-            tried, (member, wait) = member, self._choose(now)
+            if failed is None:  # sent the old way: again, now, the new way (not an attempt)
+                self.resent += 1
+                if self.resent > 1:  # the new way is confirmed: it cannot be stale again
+                    raise SpaceProtocolError(f"{member.name} changed again while connecting")
+                self.attempts -= 1
+                wait = 0.0
+                continue
+            tried, (member, wait) = member, self._choose(time.monotonic())
             if wait > settings.max_wait:  # nothing free soon: say so now, with the wait stated
                 raise failed
             yield Retrying(tried.name, failed, wait, self.attempts, member.name)
+
+    def _cool_down(self, member: Member, error: QwenGradioError) -> None:
+        """``member`` failed before the reply's first text: not chosen again for a while."""
+        settings, health = self.pool.settings, member.health
+        health.failures += 1
+        pause = cooldown(error, health.failures, base=settings.backoff, cap=settings.backoff_cap)
+        health.cooling_until = time.monotonic() + pause
 
     async def _attempt(self, member: Member, started: float) -> AsyncGenerator[StreamEvent, None]:
         """One try on ``member``: connect, submit, read until the reply is complete."""
@@ -187,25 +214,12 @@ class Job:
         self.submitted = None
         self.state = ReplyState(chatbot_output=1)
         connect_limit = self.connect_deadline(tried, started)
-        transport = await self.within(self.pool._connected(member), connect_limit, ACCEPTED)
-        conn = transport.connection
-        options = self.pool.options_for(member, self.options)
-        inputs = conn.endpoint.inputs(self.conversation, options)  # before any job is sent
-        submission = transport.submit(inputs, new_session_hash())
-        self.session_hash = submission.session_hash
-        self.submitted = (conn, submission)
-        state = self.state = ReplyState(
-            conn.endpoint.chatbot_output,
-            diffs=submission.diffs,
-            quoted_errors=conn.endpoint.gradio_major == 4,
-        )
-        self.event_id = await self.within(submission.joined(), connect_limit, ACCEPTED)
+        connecting = self.pool._connected(member, provisional=True)
+        transport = await self.within(connecting, connect_limit, ACCEPTED)
+        submission, message = await self._first_message(member, transport, connect_limit, started)
+        state = self.state
         last_text: float | None = None
-        while not (state.completed or state.ended):
-            deadline = self.deadline(started, last_text)
-            message = await self.within(submission.next_message(), deadline, "reply text")
-            if message is None:
-                break
+        while message is not None:
             try:
                 events = state.feed_message(message)
             except QwenGradioError as error:
@@ -221,8 +235,76 @@ class Job:
                 elif isinstance(event, ReplyCompleted):
                     event = ReplyCompleted(event.text, member.name)
                 yield event
+            if state.completed or state.ended:
+                break
+            deadline = self.deadline(started, last_text)
+            message = await self.within(submission.next_message(), deadline, "reply text")
         if not state.completed:
             raise SpaceUnavailableError(
                 "the Space ended the stream before the reply was complete",
                 partial_text=state.text,
             )
+
+    async def _first_message(
+        self, member: Member, transport: Transport, connect_limit: Deadline, started: float
+    ) -> tuple[Submission, dict[str, Any] | None]:
+        """Submit the job and read its first message. On a transport made from the cache, the
+        Space's config is asked meanwhile (the job goes first), and the message is used only
+        once the config agrees; else ``Stale``, as for an error while the config disagrees (a
+        refusal of a call the Space no longer takes)."""
+        conn = transport.connection
+        check: Awaitable[Transport] | None = None
+        try:
+            options = self.pool.options_for(member, self.options)
+            inputs = conn.endpoint.inputs(self.conversation, options)  # before any job is sent
+            submission = transport.submit(inputs, new_session_hash())
+            check = member.confirmation(transport)
+            self.session_hash = submission.session_hash
+            self.submitted = (conn, submission)
+            self.state = ReplyState(
+                conn.endpoint.chatbot_output,
+                diffs=submission.diffs,
+                quoted_errors=conn.endpoint.gradio_major == 4,
+            )
+            self.event_id = await self.within(submission.joined(), connect_limit, ACCEPTED)
+            first_limit = self.deadline(started, None)
+
+            async def reading() -> dict[str, Any] | None:
+                return await self.within(submission.next_message(), first_limit, "reply text")
+
+            if check is None:
+                return submission, await reading()
+            first = asyncio.ensure_future(reading())
+            try:
+                await self._confirmed(transport, check, connect_limit)
+                return submission, await first
+            finally:
+                if not first.done():
+                    first.cancel()
+                await asyncio.wait([first])
+                if not first.cancelled():
+                    first.exception()  # read: raised above, or of no interest after Stale
+        except QwenGradioError as error:
+            check = check or member.confirmation(transport)
+            if check is not None:
+                await self._confirmed(transport, check, connect_limit, instead=error)
+            raise
+
+    async def _confirmed(
+        self,
+        transport: Transport,
+        check: Awaitable[Transport],
+        deadline: Deadline,
+        instead: QwenGradioError | None = None,
+    ) -> None:
+        """Wait until the Space's config has been asked; raise Stale if ``transport`` is not the
+        right one any more. If asking fails: its error, or ``instead`` when given (the job's
+        own)."""
+        try:
+            right = await self.within(check, deadline, "config from the Space")
+        except QwenGradioError:
+            if instead is not None:
+                return
+            raise
+        if right is not transport:
+            raise Stale

@@ -1,13 +1,20 @@
 """One Space of a client's pool, connected: its transport (made once, whichever loop asks
-first), a connection pool per event loop, and its health (``qwen_gradio.routing``)."""
+first), a connection pool per event loop, and its health (``qwen_gradio.routing``).
+
+A transport made from the on-disk cache is *unconfirmed* until the Space's own config, asked in
+parallel with the first job (``confirmation()``), agrees with it; if it does not, the member's
+transport is made anew from that config, and the job that went out the old way is sent again
+(``qwen_gradio._job``)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import ssl
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any
 
 import httpx
@@ -15,7 +22,13 @@ import httpx
 from ._bridge import run_in_thread
 from ._cache import SpaceCache
 from ._transports import Transport
-from ._transports.direct import DirectTransport, connect_direct
+from ._transports.direct import (
+    DirectTransport,
+    agrees,
+    cached_connection,
+    connect_direct,
+    fetch_config,
+)
 from ._version import __version__
 from .errors import StreamClosedError
 from .routing import Health
@@ -23,6 +36,8 @@ from .settings import Settings, Space
 from .space import SpaceConnection
 
 __all__ = ["USER_AGENT", "Member"]
+
+logger = logging.getLogger("qwen_gradio")
 
 USER_AGENT = f"qwen_gradio/{__version__}"
 
@@ -45,6 +60,12 @@ class Member:
         if self.hf_token:  # where gradio_client puts it (a Space's own auth: Authorization)
             self._headers["x-hf-authorization"] = f"Bearer {self.hf_token}"
         self.transport: Transport | None = None
+        #: Whether ``transport`` was made from the config the Space gave this process (else
+        #: from the cache, until ``confirmation()`` settles it).
+        self.confirmed = False
+        self._checks: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Task[Transport]
+        ] = weakref.WeakKeyDictionary()
         self._connect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -76,37 +97,87 @@ class Member:
         endpoint.option_values(chosen)  # checked here, before any job
         return chosen
 
-    async def connected(self) -> Transport:
-        """The transport, connecting first if need be (once, whichever loop asks)."""
-        if self.transport is not None:
-            return self.transport
-        if self.closed:
-            raise StreamClosedError("this QwenClient is closed")
-        loop = asyncio.get_running_loop()
-        lock = self._connect_locks.setdefault(loop, asyncio.Lock())
-        async with lock:
-            if self.transport is not None:
-                return self.transport
-            transport = await self._connect()
-            if self.transport is None:
-                self.transport = transport
-            elif transport is not self.transport:  # another loop connected first
-                transport.close()
-        return self.transport
+    async def connected(self, *, provisional: bool = False) -> Transport:
+        """The transport, connecting first if need be (once, whichever loop asks). One made
+        from the cache is returned at once only when ``provisional``; otherwise once the Space's
+        config has confirmed it (or the one made from that config)."""
+        if self.transport is None:
+            if self.closed:
+                raise StreamClosedError("this QwenClient is closed")
+            loop = asyncio.get_running_loop()
+            lock = self._connect_locks.setdefault(loop, asyncio.Lock())
+            async with lock:
+                if self.transport is None:
+                    transport, confirmed = await self._connect()
+                    if self.transport is None:
+                        self.transport, self.confirmed = transport, confirmed
+                    elif transport is not self.transport:  # another loop connected first
+                        transport.close()
+        assert self.transport is not None
+        check = None if provisional else self.confirmation(self.transport)
+        return self.transport if check is None else await check
 
-    async def _connect(self) -> Transport:
+    def confirmation(self, transport: Transport) -> Awaitable[Transport] | None:
+        """None if ``transport`` is the member's, confirmed; else what gives the transport to
+        use once the Space's config has been asked (one request per loop, shared by every job
+        that waits for it; a failed one is asked again by the next)."""
+        if transport is self.transport and self.confirmed:
+            return None
+        loop = asyncio.get_running_loop()
+        if transport is not self.transport:  # replaced since: the new one is the one
+            done: asyncio.Future[Transport] = loop.create_future()
+            done.set_result(self.transport or transport)
+            return done
+        task = self._checks.get(loop)
+        if task is None or (task.done() and (task.cancelled() or task.exception() is not None)):
+            task = self._checks[loop] = loop.create_task(self._confirm(transport))
+            task.add_done_callback(_retrieved)
+        return asyncio.shield(task)
+
+    async def _confirm(self, transport: Transport) -> Transport:
+        """Ask the Space for its config; keep ``transport`` if it agrees, else make a new one."""
+        http = await self.pool()
+        timeout = httpx.Timeout(self.settings.timeouts.connect)
+        config = await fetch_config(http, self.url, timeout)
+        if transport is not self.transport:
+            return self.transport or transport
+        old = transport.connection
+        if agrees(old, config):
+            cookies = {k: v for k, v in http.cookies.items() if v is not None}
+            transport.connection = dataclasses.replace(old, config=config, cookies=cookies)
+            if config != old.config and self._cache is not None:  # refresh the rest of it
+                await connect_direct(http, self.url, timeout, self._cache, config=config)
+            self.confirmed = True
+            return transport
+        logger.info("%s changed since it was cached; calling it the new way", self.name)
+        fresh, _ = await self._connect(config)
+        if transport is self.transport:
+            self.transport, self.confirmed = fresh, True
+            transport.close()
+        else:
+            fresh.close()
+        return self.transport or fresh
+
+    async def _connect(self, config: dict[str, Any] | None = None) -> tuple[Transport, bool]:
+        """A new transport (from ``config`` if given, else the cache's, else the Space's), and
+        whether it was made from the Space's own config."""
         s = self.settings
         if s.transport != "gradio_client":
             http = await self.pool()
+            if config is None and self._cache is not None:
+                known = cached_connection(http, self.url, self._cache)
+                if known is not None:
+                    return DirectTransport(known, self.pool, s.timeouts.connect), False
             connection = await connect_direct(
                 http,
                 self.url,
                 httpx.Timeout(s.timeouts.connect),
                 self._cache,
                 fallback=s.transport == "auto",
+                config=config,
             )
             if connection is not None:
-                return DirectTransport(connection, self.pool, s.timeouts.connect)
+                return DirectTransport(connection, self.pool, s.timeouts.connect), True
         from ._transports.gradio_client import GradioClientTransport
 
         def connect() -> Transport:
@@ -118,7 +189,7 @@ class Member:
                 user_agent=USER_AGENT,
             )
 
-        return await run_in_thread(connect)
+        return await run_in_thread(connect), True
 
     async def pool(self) -> httpx.AsyncClient:
         """The connection pool of the running event loop, closed when that loop shuts down its
@@ -140,7 +211,12 @@ class Member:
         return pool[0]
 
     async def close_pool(self) -> None:
-        """Close the running loop's connection pool."""
+        """Stop the running loop's config check, if one is still asking, and close its
+        connection pool."""
+        check = self._checks.pop(asyncio.get_running_loop(), None)
+        if check is not None and not check.done():
+            check.cancel()
+            await asyncio.wait([check])
         pool = self._pools.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool[1].aclose()
@@ -151,6 +227,12 @@ class Member:
         self._pools.clear()
         if self.transport is not None:
             self.transport.close()
+
+
+def _retrieved(task: asyncio.Task[Transport]) -> None:
+    """A check nobody waits for any more still has its outcome read (no warning at exit)."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.debug("asking for the config failed: %r", task.exception())
 
 
 async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
@@ -164,6 +246,8 @@ async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, No
 
 _TLS: ssl.SSLContext | None = None
 _TLS_LOCK = threading.Lock()
+# For a pool that can only speak plain HTTP; made at import, as aiohttp makes its own (1 ms).
+_PLAIN_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _tls(url: str, proxy: str | None) -> ssl.SSLContext:
@@ -173,7 +257,7 @@ def _tls(url: str, proxy: str | None) -> ssl.SSLContext:
     start)."""
     global _TLS
     if not url.startswith("https:") and proxy is None:
-        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # never used: nothing here speaks TLS
+        return _PLAIN_TLS  # never used: nothing here speaks TLS
     with _TLS_LOCK:
         if _TLS is None:
             _TLS = httpx.create_ssl_context()

@@ -176,12 +176,14 @@ class QwenClient:
 
         return list(await asyncio.gather(*(one(m) for m in self._members)))
 
-    async def _connected(self, member: Member) -> Transport:
-        """``member``'s transport, connected, with the client's options checked against it."""
+    async def _connected(self, member: Member, *, provisional: bool = False) -> Transport:
+        """``member``'s transport, connected, with the client's options checked against it
+        (a ``provisional`` one, made from the cache, is checked by each job instead)."""
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        transport = await member.connected()
-        self.options_for(member, self.options)
+        transport = await member.connected(provisional=provisional)
+        if not provisional:
+            self.options_for(member, self.options)
         return transport
 
     def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -135,6 +135,13 @@ def shared_replica(generation: str, variant: str = "max") -> Replica:
     return _REPLICAS[key]
 
 
+@pytest.fixture(autouse=True)
+def _test_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's own cache directory: what one test's Spaces left never meets another's (a
+    port the system hands out again would otherwise find the entry of another Space there)."""
+    monkeypatch.setenv("QWEN_GRADIO_CACHE_DIR", str(tmp_path / "qwen-gradio-cache"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """The tests' own cache directory (never the user's), for this process and its children."""

@@ -163,6 +163,7 @@ class _FaultHandler(socketserver.BaseRequestHandler):
             body += chunk
         action = self.server.rule(method, path)
         self.server.seen.append((method, path, action))
+        self.server.bodies.append((path, body))
         if self.server.delay:  # a far-away Space: every request waits before it is forwarded
             self.server.stop.wait(self.server.delay)
         if action == "stall":  # take the request, never answer, until the test ends
@@ -241,6 +242,7 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
         self.rule = rule
         self.cut_after = cut_after
         self.seen: list[tuple[str, str, str]] = []
+        self.bodies: list[tuple[str, bytes]] = []  # (path, request body), as they came
         self.stop = threading.Event()
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 

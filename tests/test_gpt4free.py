@@ -182,11 +182,10 @@ def test_provider_options_reach_the_space(g4f: str, replica6: Replica) -> None:
     assert (received["history"], received["system"]) == ([], "Sys")
     assert out["authorization"] == ["Bearer hf_driver_token"] * 3  # config, join, data
     assert out["proxied_content"] == "proxied"
-    assert [line.split("?")[0].split(" ")[0] for line in out["proxy_seen"]] == [
-        "GET",  # the config (the demo has no options: no API info)
-        "POST",
-        "GET",
-    ]
+    # The config (the demo has no options: no API info), the join, the event stream; the config
+    # is asked alongside the join when an earlier call of the driver left it in the cache.
+    paths = [line.split("?")[0].split(" ")[1].rsplit("/", 1)[-1] for line in out["proxy_seen"]]
+    assert sorted(paths) == ["config", "data", "join"] and paths[-1] == "data"
     assert all(replica6.url in line for line in out["proxy_seen"])
 
 

@@ -2,9 +2,11 @@
 
 Connecting is one ``GET /config`` (validated before anything else is asked) and, only for a
 Space whose chat event has options, its API info for their names, unless the on-disk cache
-holds them for exactly this event. One job = one session hash: ``POST {prefix}queue/join``
-returns an ``event_id``; ``GET {prefix}queue/data?session_hash=...`` streams that session's
-server-sent events until ``close_stream``; ``POST {prefix}cancel`` stops the job (``http.py``).
+holds them for exactly this event. With a cache entry, ``cached_connection`` makes the
+connection with no request at all, and ``agrees`` tells whether the config the Space gives
+later is still the one cached. One job = one session hash: ``POST {prefix}queue/join`` returns
+an ``event_id``; ``GET {prefix}queue/data?session_hash=...`` streams that session's server-sent
+events until ``close_stream``; ``POST {prefix}cancel`` stops the job (``http.py``).
 """
 
 from __future__ import annotations
@@ -16,16 +18,38 @@ from typing import Any
 
 import httpx
 
-from .._cache import SpaceCache, fingerprint
+from .._cache import CachedSpace, SpaceCache, fingerprint
 from ..errors import InvalidSpaceError, SpaceProtocolError, SpaceUnavailableError
-from ..space import SpaceConnection, chat_endpoint, check_gradio_config, parameter_names_in
+from ..space import (
+    ChatEndpoint,
+    SpaceConnection,
+    chat_endpoint,
+    check_gradio_config,
+    parameter_names_in,
+)
 from ..stream import SSELineDecoder, decode_sse_line
 from . import DIRECT_PROTOCOLS
 from .http import api_url, get_json, no_config_error, status_error, transport_error
 
-__all__ = ["DirectSubmission", "DirectTransport", "connect_direct"]
+__all__ = [
+    "DirectSubmission",
+    "DirectTransport",
+    "agrees",
+    "cached_connection",
+    "connect_direct",
+    "fetch_config",
+]
 
 Pool = Callable[[], Awaitable[httpx.AsyncClient]]
+
+
+async def fetch_config(http: httpx.AsyncClient, url: str, timeout: httpx.Timeout) -> dict[str, Any]:
+    """The Space's config, checked to be a gradio 4+ app's."""
+    config = await get_json(http, url + "config", timeout)
+    if config is None:
+        raise no_config_error(url)
+    check_gradio_config(url, config)
+    return dict(config)
 
 
 async def connect_direct(
@@ -35,14 +59,13 @@ async def connect_direct(
     cache: SpaceCache | None,
     *,
     fallback: bool = True,
+    config: dict[str, Any] | None = None,
 ) -> SpaceConnection | None:
-    """What the Space is, asked without gradio_client. For a Space that speaks a protocol the
-    direct transport does not: None (connect through gradio_client then), or InvalidSpaceError
-    without ``fallback``."""
-    config = await get_json(http, url + "config", timeout)
+    """What the Space is, asked without gradio_client (its ``config`` when already fetched).
+    For a Space that speaks a protocol the direct transport does not: None (connect through
+    gradio_client then), or InvalidSpaceError without ``fallback``."""
     if config is None:
-        raise no_config_error(url)
-    check_gradio_config(url, config)
+        config = await fetch_config(http, url, timeout)
     protocol = str(config.get("protocol", ""))
     if protocol not in DIRECT_PROTOCOLS:
         if fallback:
@@ -52,9 +75,10 @@ async def connect_direct(
             f" {', '.join(DIRECT_PROTOCOLS)} only: use transport='gradio_client' or 'auto'"
         )
     endpoint = chat_endpoint(url, config)
+    key = fingerprint(config, endpoint.fn_index)
+    known = cache.load(url) if cache is not None else None
+    names = known.parameter_names if known is not None and known.fingerprint == key else None
     if endpoint.options:  # their names are in the API info, or in the cache for this event
-        key = fingerprint(config, endpoint.fn_index)
-        names = cache.names(url, key) if cache is not None else None
         if names is None:
             info = await get_json(http, f"{url}{endpoint.api_prefix}info?serialize=False", timeout)
             if not isinstance(info, dict) or not isinstance(info.get("named_endpoints"), dict):
@@ -62,9 +86,48 @@ async def connect_direct(
                     f"{url} answered its API info in a shape Gradio does not use"
                 )
             names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
-            if cache is not None:
-                cache.store(url, key, names)
         endpoint = chat_endpoint(url, config, parameter_names=names)
+    entry = CachedSpace(config, key, names)
+    if cache is not None and entry != known:
+        cache.store(url, entry)
+    return _connection(http, url, config, endpoint)
+
+
+def cached_connection(
+    http: httpx.AsyncClient, url: str, cache: SpaceCache
+) -> SpaceConnection | None:
+    """The connection the cache's entry for ``url`` makes, without a request; None without a
+    usable entry (none, or one that no longer reads as a Space like the demo)."""
+    known = cache.load(url)
+    if known is None or str(known.config.get("protocol", "")) not in DIRECT_PROTOCOLS:
+        return None
+    try:
+        check_gradio_config(url, known.config)
+        endpoint = chat_endpoint(url, known.config, parameter_names=known.parameter_names)
+    except InvalidSpaceError:
+        return None
+    if fingerprint(known.config, endpoint.fn_index) != known.fingerprint:
+        return None  # written for another config (or by hand)
+    if endpoint.options and known.parameter_names is None:
+        return None
+    return _connection(http, url, known.config, endpoint)
+
+
+def agrees(connection: SpaceConnection, config: dict[str, Any]) -> bool:
+    """Whether a job called as ``connection`` says is still right for a Space whose config is
+    now ``config``: the same chat event, inputs, protocol, prefix and gradio version."""
+    try:
+        fn_index = chat_endpoint(connection.url, config).fn_index
+    except InvalidSpaceError:
+        return False
+    return fingerprint(config, fn_index) == fingerprint(
+        connection.config, connection.endpoint.fn_index
+    )
+
+
+def _connection(
+    http: httpx.AsyncClient, url: str, config: dict[str, Any], endpoint: ChatEndpoint
+) -> SpaceConnection:
     return SpaceConnection(
         url=url,
         endpoint=endpoint,
