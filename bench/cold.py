@@ -2,10 +2,12 @@
 request 100 ms (a Space far away), side by side.
 
 Rows: qwen_gradio on a machine that never talked to the Space (an empty cache directory) and
-on one that did (the cache a first run left), the seed's gpt4free 0.5.7.0 provider (from
-``.venv-seed``, ``bash bench/seed-venv.sh``), and bare gradio_client (``Client`` + ``submit``);
+on one that did (the cache a first run left; sync, and async like the seed), the seed's
+gpt4free 0.5.7.0 provider (from ``.venv-seed``, ``bash bench/seed-venv.sh``; aiohttp), the
+seed's two requests made by hand with httpx (the floor of qwen_gradio's stack), and bare
+gradio_client (``Client`` + ``submit``);
 then qwen_gradio again against the Qwen2.5 demo's layout (a model-size option, whose name only
-the API info gives: the one place the cache saves a request).
+the API info gives: a second request that the cache saves).
 Each run is a fresh interpreter; its clock starts after the package's import (qwen_gradio
 imports gradio_client only when it needs it, so that counts). The kinds alternate, run after
 run; the table has the median and the spread of ``--runs`` runs::
@@ -35,7 +37,9 @@ QUERY = "/echo cold start"
 KINDS = (
     "qwen_gradio, never seen",
     "qwen_gradio, seen before",
+    "qwen_gradio async, seen before",
     "seed (gpt4free 0.5.7.0)",
+    "httpx by hand (join, then data)",
     "gradio_client",
     "qwen_gradio, Qwen2.5 layout, never seen",
     "qwen_gradio, Qwen2.5 layout, seen before",
@@ -44,6 +48,19 @@ KINDS = (
 
 def worker(kind: str, url: str) -> float:
     """Seconds from after the import to the first token, in this (fresh) process."""
+    if kind.startswith("qwen_gradio async"):
+        import asyncio
+
+        from qwen_gradio import QwenClient
+
+        started = time.perf_counter()
+
+        async def first_async() -> float:
+            async with QwenClient(url) as client, client.astream(QUERY) as stream:
+                await stream.__anext__()
+                return time.perf_counter() - started
+
+        return asyncio.run(first_async())
     if kind.startswith("qwen_gradio"):
         from qwen_gradio import QwenClient
 
@@ -72,6 +89,8 @@ def worker(kind: str, url: str) -> float:
             raise RuntimeError("no token")
 
         return asyncio.run(first())
+    if kind.startswith("httpx"):
+        return by_hand(url)
     from gradio_client import Client
 
     started = time.perf_counter()
@@ -84,6 +103,38 @@ def worker(kind: str, url: str) -> float:
             job.cancel()
             return seconds
     raise RuntimeError("no token")
+
+
+def by_hand(url: str) -> float:
+    """The seed's two requests with httpx and nothing else: the floor of qwen_gradio's stack."""
+    import asyncio
+    import ssl
+    import uuid
+
+    import httpx
+
+    sys.path.insert(0, str(ROOT))
+    from qwen_gradio._warm import warm_http_imports
+
+    warm_http_imports()  # httpx's lazy imports before the clock, as qwen_gradio makes them
+    started = time.perf_counter()
+    base = url.rstrip("/")
+
+    async def first() -> float:
+        plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # as qwen_gradio's for http:// (no CAs)
+        async with httpx.AsyncClient(verify=plain) as http:
+            session = uuid.uuid4().hex[:12]
+            inputs = [QUERY, [], "You are a helpful assistant."]
+            payload = {"data": inputs, "fn_index": 0, "trigger_id": 11, "session_hash": session}
+            await http.post(f"{base}/gradio_api/queue/join", json=payload)
+            data = f"{base}/gradio_api/queue/data"
+            async with http.stream("GET", data, params={"session_hash": session}) as response:
+                async for line in response.aiter_lines():
+                    if "process_generating" in line:
+                        return time.perf_counter() - started
+        raise RuntimeError("no token")
+
+    return asyncio.run(first())
 
 
 def run_worker(kind: str, url: str, cache: Path) -> float | str:
@@ -150,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             server.process.terminate()
             server.process.wait(timeout=10)
     rows = []
-    seed = _median(results[KINDS[2]])
+    seed = _median(results[next(k for k in KINDS if k.startswith("seed"))])
     for kind in KINDS:
         values = [v for v in results[kind] if isinstance(v, float)]
         if not values:

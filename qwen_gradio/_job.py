@@ -178,7 +178,8 @@ class Job:
             except QwenGradioError as error:
                 if self.state.text or not error.retryable:
                     raise
-                self._cool_down(member, error)  # also after the last try: it did fail
+                now = time.monotonic()
+                self._cool_down(member, error, now)  # also after the last try: it did fail
                 if self.attempts >= settings.attempts:
                     raise
                 failed = error
@@ -195,17 +196,17 @@ class Job:
                 self.attempts -= 1
                 wait = 0.0
                 continue
-            tried, (member, wait) = member, self._choose(time.monotonic())
+            tried, (member, wait) = member, self._choose(now)
             if wait > settings.max_wait:  # nothing free soon: say so now, with the wait stated
                 raise failed
             yield Retrying(tried.name, failed, wait, self.attempts, member.name)
 
-    def _cool_down(self, member: Member, error: QwenGradioError) -> None:
+    def _cool_down(self, member: Member, error: QwenGradioError, now: float) -> None:
         """``member`` failed before the reply's first text: not chosen again for a while."""
         settings, health = self.pool.settings, member.health
         health.failures += 1
         pause = cooldown(error, health.failures, base=settings.backoff, cap=settings.backoff_cap)
-        health.cooling_until = time.monotonic() + pause
+        health.cooling_until = now + pause
 
     async def _attempt(self, member: Member, started: float) -> AsyncGenerator[StreamEvent, None]:
         """One try on ``member``: connect, submit, read until the reply is complete."""

@@ -59,9 +59,10 @@ class QwenClient:
         attempts: tries per reply before its first token (default 3; 1: no retry), when a
             Space is unreachable, asleep, its queue full, rate-limited, or slow to answer: on
             another Space of the pool, or after the wait the Space states (else a backoff).
-        cache: remember, on disk, what connecting learnt that a Space's config does not say (the
-            names of its options), so a later process asks one request less; every use is
-            validated against the config. Default: on, unless ``QWEN_GRADIO_NO_CACHE=1``.
+        cache: remember, on disk, what connecting learnt (the Space's config, its options'
+            names), so that a later process sends its first job at once while it asks for the
+            config; no text of that job is read until the config agrees, and a job sent the old
+            way is cancelled and sent again. Default: on, unless ``QWEN_GRADIO_NO_CACHE=1``.
 
     Example::
 
@@ -155,8 +156,9 @@ class QwenClient:
 
         The direct transport asks the Space for its config (and, for a Space with options,
         their names, unless the cache has them for exactly this chat event) over this loop's
-        pool, without gradio_client. ``transport="gradio_client"``, or a Space whose protocol
-        the direct transport does not speak, connects through gradio_client instead."""
+        pool, without gradio_client; this waits for the config even when the cache knows the
+        Space. ``transport="gradio_client"``, or a Space whose protocol the direct transport
+        does not speak, connects through gradio_client instead."""
         return (await self._connected(self._members[0])).connection
 
     def connect_all(self) -> list[SpaceConnection | QwenGradioError]:

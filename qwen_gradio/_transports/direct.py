@@ -88,8 +88,8 @@ async def connect_direct(
             names = parameter_names_in(info, endpoint.api_name, endpoint.input_count)
         endpoint = chat_endpoint(url, config, parameter_names=names)
     entry = CachedSpace(config, key, names)
-    if cache is not None and entry != known:
-        cache.store(url, entry)
+    if cache is not None and entry != known:  # written while the first job is on its way
+        asyncio.get_running_loop().call_soon(cache.store, url, entry)
     return _connection(http, url, config, endpoint)
 
 
