@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import ssl
-import threading
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any
@@ -29,6 +27,7 @@ from ._transports.direct import (
     connect_direct,
     fetch_config,
 )
+from ._transports.http import tls_context
 from ._version import __version__
 from .errors import StreamClosedError
 from .routing import Health
@@ -203,7 +202,7 @@ class Member:
                 cookies=conn.cookies if conn is not None else None,
                 proxy=self.settings.proxy,
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
-                verify=_tls(self.url, self.settings.proxy),
+                verify=tls_context(self.url, self.settings.proxy),
             )
             keeper = _close_at_shutdown(http)
             await keeper.asend(None)  # now the loop's shutdown_asyncgens() will close it
@@ -242,23 +241,3 @@ async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, No
         yield
     finally:
         await http.aclose()
-
-
-_TLS: ssl.SSLContext | None = None
-_TLS_LOCK = threading.Lock()
-# For a pool that can only speak plain HTTP; made at import, as aiohttp makes its own (1 ms).
-_PLAIN_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def _tls(url: str, proxy: str | None) -> ssl.SSLContext:
-    """The TLS context of a pool: httpx's default (certifi's CAs), made once per process and
-    shared by every pool; a pool that can only speak plain HTTP (an http:// Space, no proxy)
-    gets one that loads no CAs (loading them takes 20-35 ms, a noticeable part of a cold
-    start)."""
-    global _TLS
-    if not url.startswith("https:") and proxy is None:
-        return _PLAIN_TLS  # never used: nothing here speaks TLS
-    with _TLS_LOCK:
-        if _TLS is None:
-            _TLS = httpx.create_ssl_context()
-        return _TLS

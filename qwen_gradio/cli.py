@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import re
 import sys
 import time
@@ -598,19 +599,76 @@ def show_space(conn: SpaceConnection) -> None:
     help="Seconds a streamed request may wait in the Space's queue before its headers go out,"
     " and between the comment lines that keep it alive.",
 )
-def serve(host: str, port: int, api_key: str | None, settings: Settings, keepalive: float) -> None:
+@click.option(
+    "--max-body",
+    type=click.IntRange(min=1),
+    default=4 * 1024 * 1024,
+    show_default=True,
+    help="The largest request body accepted, in bytes (413 beyond it).",
+)
+@click.option(
+    "--max-replies",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+    help="Replies in flight at once; one more request gets a 503 with Retry-After.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    metavar="ORIGIN",
+    help="A browser origin allowed to call the API (repeatable; none by default: CORS off).",
+)
+@click.option(
+    "--grace",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Seconds the replies in flight may go on after SIGTERM or Ctrl-C (a second one: now).",
+)
+@click.option("--quiet", is_flag=True, help="No access log (one line per request on stderr).")
+def serve(
+    host: str,
+    port: int,
+    api_key: str | None,
+    settings: Settings,
+    keepalive: float,
+    max_body: int,
+    max_replies: int,
+    cors_origins: tuple[str, ...],
+    grace: float,
+    quiet: bool,
+) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
-        import uvicorn
-
-        from .serve import create_app
+        from ._serving import ACCESS_LOGGER, run
+        from .serve import ServeOptions, create_app
     except ImportError as exc:
         raise click.ClickException(
-            f"the API server needs starlette and uvicorn: pip install 'qwen-gradio[serve]' ({exc})"
+            "the API server needs starlette, uvicorn and pydantic:"
+            f" pip install 'qwen-gradio[serve]' ({exc})"
         ) from None
-    app = create_app(settings, api_key=api_key, keepalive=keepalive)
+    options = ServeOptions(
+        api_key=api_key,
+        keepalive=keepalive,
+        max_body=max_body,
+        max_replies=max_replies,
+        cors_origins=cors_origins,
+        grace=grace,
+    )
+    app = create_app(settings, options)
     check_port_free(host, port)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not quiet:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access.addHandler(handler)
+        access.setLevel(logging.INFO)
+    try:
+        run(app, app.state.drain, host=host, port=port, grace=grace)
+    finally:
+        app.state.client.close()  # also after a forced exit, which skips the app's shutdown
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -9,27 +9,25 @@ cancellations of abandoned jobs. Each reply is a ``Job`` (``qwen_gradio._job``) 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from ._bridge import LoopThread, run_in_thread
 from ._cache import SpaceCache
+from ._cancels import Canceller
 from ._job import Job
 from ._member import Member
 from ._transports import Transport
-from ._transports.http import cancel_job
 from ._warm import warm_http_imports
 from .errors import InvalidOptionError, QwenGradioError, StreamClosedError
 from .messages import Conversation, Prompt, to_conversation
 from .options import ChatOption
 from .settings import Settings, SpacesArgument, Timeouts, checked_options
 from .space import SpaceConnection
-from .streams import CANCEL_TIMEOUT, AsyncStream, Stream
+from .streams import AsyncStream, Stream
 
 __all__ = ["QwenClient"]
 
@@ -106,8 +104,7 @@ class QwenClient:
         known = SpaceCache() if settings.cache else None
         self._members = tuple(Member(space, settings, known) for space in settings.spaces)
         self._runner = LoopThread()
-        self._cancels: list[threading.Thread] = []
-        self._cancels_lock = threading.Lock()
+        self._canceller = Canceller(settings.proxy)
         self._closed = False
         self._finalizer = weakref.finalize(self, self._runner.stop)
 
@@ -274,41 +271,16 @@ class QwenClient:
 
     def _cancel_in_background(
         self, conn: SpaceConnection, session_hash: str, event_id: str
-    ) -> threading.Thread:
-        """Ask the Space to stop a job, from a short-lived thread with its own event loop and
-        connection (same proxy, headers and cookies), so that closing a stream never waits on
-        the network: it cannot then be cut short by an event loop that is shutting down, nor
-        collide with other generators being closed at the same time. Ends within
-        ``CANCEL_TIMEOUT``; not a daemon, so a process that exits right away still sends it.
-        A job submitted through gradio_client is cancelled the same way, not with ``Job.cancel()``,
-        whose second request (``/reset``) goes around the proxy; its threads end when the Space
-        reports the job stopped."""
-        proxy = self.settings.proxy
-
-        async def cancel() -> None:
-            async with httpx.AsyncClient(
-                headers=conn.headers, cookies=conn.cookies, proxy=proxy
-            ) as http:
-                await cancel_job(http, conn, session_hash, event_id, httpx.Timeout(CANCEL_TIMEOUT))
-
-        def run() -> None:
-            try:
-                asyncio.run(asyncio.wait_for(cancel(), CANCEL_TIMEOUT))
-            except Exception as exc:  # best effort, like cancel_job itself
-                logger.debug("cancelling %s on %s: %r", event_id, conn.url, exc)
-
-        thread = threading.Thread(target=run, name="qwen_gradio-cancel")
-        thread.start()
-        with self._cancels_lock:
-            self._cancels = [t for t in self._cancels if t.is_alive()] + [thread]
-        return thread
+    ) -> concurrent.futures.Future[None]:
+        """Ask the Space to stop a job, in the background (``qwen_gradio._cancels``): closing a
+        stream never waits on the network. A job submitted through gradio_client is cancelled
+        the same way, not with ``Job.cancel()``, whose second request (``/reset``) goes around
+        the proxy; its threads end when the Space reports the job stopped."""
+        return self._canceller.send(conn, session_hash, event_id)
 
     def _join_cancels(self) -> None:
         """Wait for the cancellations in flight (each ends within ``CANCEL_TIMEOUT``)."""
-        with self._cancels_lock:
-            threads = list(self._cancels)
-        for thread in threads:
-            thread.join(CANCEL_TIMEOUT * 2)
+        self._canceller.join()
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -322,7 +294,7 @@ class QwenClient:
         asked to stop every job cancelled so far. Idempotent."""
         self._closed = True
         self._runner.stop(self._close_pools)
-        self._join_cancels()
+        self._canceller.close()
         for member in self._members:
             member.close()
 

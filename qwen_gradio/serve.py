@@ -10,11 +10,15 @@
   chat inputs for that reply, such as the Qwen2.5 demo's ``model_size``.
 
 The conversation reaches the Space as real history and system prompt (qwen_gradio's message
-rules). Bad input is refused with OpenAI's error JSON (400, 404) before any job is sent. Space
-errors before the first token are HTTP errors (429 with ``Retry-After``, 503, 504, 502); after
-it, an error event in the shape OpenAI's SDKs raise on. While a streamed request waits in the
-Space's queue, comment lines keep the connection alive; a client that goes away cancels the job.
-The server keeps no per-conversation state: run as many processes as you like.
+rules). Bad input is refused with OpenAI's error JSON (400, 404, 413) before any job is sent
+(``qwen_gradio._openai``: the body under a size limit, its fields checked by a pydantic
+schema). Space errors before the first token are HTTP errors (429 with ``Retry-After``, 503,
+504, 502); after it, an error event in the shape OpenAI's SDKs raise on. While a streamed
+request waits in the Space's queue, comment lines keep the connection alive; a client that goes
+away cancels the job. Beyond ``max_replies`` replies at once, a request gets a 503 at once.
+Every response carries an ``x-request-id``, and each request is one line of the access log
+(``qwen_gradio._serving``, which also drains the server on a signal). CORS is off unless origins
+are allowed. The server keeps no per-conversation state: run as many processes as you like.
 """
 
 from __future__ import annotations
@@ -23,154 +27,156 @@ import asyncio
 import hmac
 import json
 import logging
-import math
 import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ._bridge import END, Pump
+from ._openai import MAX_BODY, UNSUPPORTED, ApiError, api_error, chat_request, read_body
+from ._serving import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .client import QwenClient
-from .errors import ModelNotSupportedError, QwenGradioError
+from .errors import QwenGradioError
 from .provider import Qwen_Qwen_2_5_Max
 from .settings import Settings
 from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .streams import AsyncStream
 
-__all__ = ["API_KEY_ENV", "SPACE_HEADER", "UNSUPPORTED", "create_app"]
+__all__ = [
+    "API_KEY_ENV",
+    "MAX_BODY",
+    "MAX_REPLIES",
+    "SPACE_HEADER",
+    "UNSUPPORTED",
+    "ServeOptions",
+    "create_app",
+]
 
 logger = logging.getLogger("qwen_gradio")
 
 API_KEY_ENV = "QWEN_GRADIO_API_KEY"
 #: The response header naming the Space of the pool that answered.
 SPACE_HEADER = "X-Qwen-Gradio-Space"
-#: Request fields that change what a reply is and that the Space cannot honour: refused (400).
-UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
 KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
+MAX_REPLIES = 64  # replies at once, per process
+SHUTDOWN = object()  # put in a stream's queue when the grace period ends
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-class ApiError(Exception):
-    """An OpenAI-style error response."""
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server behaves (what it asks of the Space is ``Settings``).
 
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        kind: str = "invalid_request_error",
-        *,
-        code: str | None = None,
-        param: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
-        self.code, self.param, self.headers = code, param, headers or {}
+    api_key: required as ``Authorization: Bearer <key>`` on every route (default
+        ``$QWEN_GRADIO_API_KEY``; none: open).
+    keepalive: seconds a streamed request may wait in the Space's queue before its headers go
+        out (later errors are then error events), and between the comment lines that keep it
+        alive.
+    max_body: the largest request body accepted, in bytes (413 beyond it, before it is read).
+    max_replies: replies in flight at once; one more request gets a 503 with ``Retry-After``.
+    cors_origins: the browser origins allowed to call the API (CORS); none by default.
+    grace: seconds the replies in flight may go on after a shutdown signal (``run``).
+    """
 
-    def body(self) -> dict[str, Any]:
-        error = {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}
-        return {"error": error}
+    api_key: str | None = None
+    keepalive: float = KEEPALIVE
+    max_body: int = MAX_BODY
+    max_replies: int = MAX_REPLIES
+    cors_origins: tuple[str, ...] = ()
+    grace: float = GRACE
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
-def api_error(error: QwenGradioError) -> ApiError:
-    """The HTTP error for a qwen_gradio error met before the reply's first token: its status,
-    type, code and param are the error class's own (``qwen_gradio.errors``), with a
-    ``Retry-After`` of the wait the Space stated (at least 1 s), else the class's default."""
-    wait = error.retry_after if error.retry_after is not None else error.default_wait
-    headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else None
-    return ApiError(
-        error.http_status,
-        error.message,
-        error.error_type,
-        code=error.code,
-        param=error.param,
-        headers=headers,
-    )
+    def __post_init__(self) -> None:
+        if self.keepalive <= 0 or self.grace < 0:
+            raise ValueError("keepalive must be positive and grace not negative")
+        if self.max_body < 1 or self.max_replies < 1:
+            raise ValueError("max_body and max_replies must be at least 1")
 
 
-def _chunk(
-    reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None
-) -> str:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-    body = {
-        "id": reply_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-    }
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+class _Replies:
+    """The replies in flight: their count, bounded."""
 
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count = limit, 0
 
-class ChatRequest:
-    """A validated ``/v1/chat/completions`` body."""
-
-    def __init__(self, body: Any) -> None:
-        if not isinstance(body, dict):
-            raise ApiError(400, "the request body must be a JSON object")
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise ApiError(400, "'model' is required: a string", param="model")
-        try:
-            Qwen_Qwen_2_5_Max.get_model(model)
-        except ModelNotSupportedError as error:
-            raise api_error(error) from None
-        if body.get("n") not in (None, 1):
-            raise ApiError(400, "'n' must be 1: the Space gives one reply per job", param="n")
-        for field in UNSUPPORTED:
-            if body.get(field):
-                raise ApiError(400, f"'{field}' is not supported by this Space", param=field)
-        stream = body.get("stream", False)
-        if not isinstance(stream, bool):
-            raise ApiError(400, "'stream' must be true or false", param="stream")
-        options = body.get("options")  # qwen_gradio's own field (extra_body in OpenAI's SDKs)
-        if options is not None and not isinstance(options, dict):
+    def take(self) -> Callable[[], None]:
+        """One more reply (503 beyond the limit); returns its release, which may be called
+        more than once."""
+        if self.count >= self.limit:
             raise ApiError(
-                400, "'options' must be an object: option name -> value", param="options"
+                503,
+                f"this server is answering {self.limit} requests already; try again shortly",
+                "server_error",
+                code="server_overloaded",
+                headers={"Retry-After": "1"},
             )
-        self.model, self.stream, self.options = model, stream, options
-        self.messages: Any = body.get("messages")  # checked by the client's message rules
+        self.count += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.count -= 1
+
+        return release
+
+
+SHUTTING_DOWN = ApiError(
+    503,
+    "this server is shutting down; try again (another server may answer)",
+    "server_error",
+    code="server_shutting_down",
+    headers={"Retry-After": "1", "Connection": "close"},
+)
 
 
 def create_app(
     settings: Settings | None = None,
+    options: ServeOptions | None = None,
     *,
     api_key: str | None = None,
-    keepalive: float = KEEPALIVE,
+    keepalive: float | None = None,
 ) -> Starlette:
     """The ASGI app for the Space of ``settings`` (default: ``Settings.build()``, from the
-    environment). ``api_key`` (default ``$QWEN_GRADIO_API_KEY``) makes every route require
-    ``Authorization: Bearer <key>``; ``keepalive`` is how long a streamed request may wait in the
-    Space's queue before its headers go out (later errors are then error events), and the gap
-    between the comment lines that keep it alive. A request's own ``"options"`` object
-    overrides the settings' options for its reply."""
+    environment), behaving as ``options`` say (``api_key=`` and ``keepalive=`` are kept as
+    shortcuts for those two fields). A request's own ``"options"`` object overrides the
+    settings' options for its reply. ``app.state.drain`` (a ``Drain``) ends the replies in
+    flight; ``app.state.client`` is the ``QwenClient``."""
+    options = options or ServeOptions()
+    if api_key is not None:
+        options = ServeOptions(**{**options.__dict__, "api_key": api_key})
+    if keepalive is not None:
+        options = ServeOptions(**{**options.__dict__, "keepalive": keepalive})
     client = QwenClient(settings=settings or Settings.build())
-    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
+    key = options.api_key if options.api_key is not None else os.environ.get(API_KEY_ENV) or None
     expected = f"Bearer {key}".encode() if key else None
+    replies, drain = _Replies(options.max_replies), Drain()
 
     def guarded(endpoint: Endpoint) -> Endpoint:
         async def check(request: Request) -> Response:
+            request_id = request.state.request_id
             if expected is not None:
                 given = request.headers.get("authorization", "").encode()
                 if not hmac.compare_digest(given, expected):
                     return ApiError(
                         401, "a valid API key is required", code="invalid_api_key"
-                    ).response()
+                    ).response(request_id)
             try:
                 return await endpoint(request)
             except ApiError as error:
-                return error.response()
+                return error.response(request_id)
 
         return check
 
@@ -182,27 +188,53 @@ def create_app(
         return JSONResponse({"object": "list", "data": data})
 
     async def health(request: Request) -> Response:
-        spaces = [member.url for member in client.members]
-        return JSONResponse({"status": "ok", "space": client.space_url, "spaces": spaces})
+        """Liveness, from what this process knows (it asks no Space: it answers at once)."""
+        now = time.monotonic()
+        members = [
+            {
+                "space": m.name,
+                "connected": m.connection is not None,
+                "cooling_down": m.health.cooling_until > now,
+                "in_flight": m.health.in_flight,
+            }
+            for m in client.members
+        ]
+        body = {
+            "status": "draining" if drain.draining else "ok",
+            "space": client.space_url,
+            "spaces": [member.url for member in client.members],
+            "members": members,
+            "replies": replies.count,
+        }
+        return JSONResponse(body, status_code=503 if drain.draining else 200)
 
     async def chat_completions(request: Request) -> Response:
+        if drain.draining:
+            raise SHUTTING_DOWN
+        release = replies.take()  # before the body is read: a full server answers at once
+        handed_over = False
         try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "the request body is not valid JSON") from None
-        chat = ChatRequest(body)
-        try:
-            stream = client.astream(chat.messages, options=chat.options)
-        except QwenGradioError as error:  # bad messages or options: refused before any job
-            raise api_error(error) from None
-        reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if not chat.stream:
-            return await _whole(request, stream, reply_id, created, chat.model)
-        return await _streamed(stream, reply_id, created, chat.model, keepalive)
+            chat = chat_request(await read_body(request, options.max_body))
+            try:
+                stream = client.astream(chat.messages, options=chat.options)
+            except QwenGradioError as error:  # bad messages or options: refused before any job
+                raise api_error(error) from None
+            reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+            if not chat.stream:
+                return await _whole(request, stream, reply_id, created, chat.model, drain)
+            handed_over = True  # the response releases it when its stream ends
+            return await _streamed(
+                stream, reply_id, created, chat.model, options.keepalive, drain, release
+            )
+        finally:
+            if not handed_over:
+                release()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        drain.event()  # made on the server's loop
         yield
+        drain.stop()
         await client.aclose()
 
     routes = [
@@ -210,7 +242,20 @@ def create_app(
         Route("/health", guarded(health), methods=["GET"]),
         Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(RequestLog)]
+    if options.cors_origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(options.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type", REQUEST_ID_HEADER],
+                expose_headers=[REQUEST_ID_HEADER, SPACE_HEADER, "retry-after"],
+            )
+        )
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.drain, app.state.client = drain, client
+    return app
 
 
 async def _disconnected(request: Request) -> None:
@@ -220,21 +265,32 @@ async def _disconnected(request: Request) -> None:
 
 
 async def _whole(
-    request: Request, stream: AsyncStream, reply_id: str, created: int, model: str
+    request: Request,
+    stream: AsyncStream,
+    reply_id: str,
+    created: int,
+    model: str,
+    drain: Drain,
 ) -> Response:
     reply = asyncio.ensure_future(stream.until_done())
     gone = asyncio.ensure_future(_disconnected(request))
+    stopping = asyncio.ensure_future(drain.event().wait())
     try:
-        await asyncio.wait({reply, gone}, return_when=asyncio.FIRST_COMPLETED)
-        if not reply.done():  # the client went away: cancel the job on the Space
+        await asyncio.wait({reply, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():  # the client went away, or the server stops: cancel the job
             reply.cancel()
+            await asyncio.gather(reply, return_exceptions=True)  # before the stream closes
+            if stopping.done():
+                return SHUTTING_DOWN.response(request.state.request_id)
             return Response(status_code=499)
         try:
             text = reply.result()
         except QwenGradioError as error:
-            return api_error(error).response()
+            return api_error(error).response(request.state.request_id)
     finally:
-        gone.cancel()
+        for waiter in (gone, stopping):
+            waiter.cancel()
+        await asyncio.gather(gone, stopping, return_exceptions=True)
         await stream.aclose()
     message = {"role": "assistant", "content": text}
     choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
@@ -249,13 +305,28 @@ async def _whole(
 
 
 async def _streamed(
-    stream: AsyncStream, reply_id: str, created: int, model: str, keepalive: float
+    stream: AsyncStream,
+    reply_id: str,
+    created: int,
+    model: str,
+    keepalive: float,
+    drain: Drain,
+    release: Callable[[], None],
 ) -> Response:
     """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
     headers go out, so that an error before the first token is an HTTP error."""
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = Pump(stream.events(), queue.put_nowait)
     running = asyncio.create_task(pump.run())
+    unlisten = drain.listen(lambda: queue.put_nowait(SHUTDOWN))
+
+    async def finish() -> None:
+        """Stop the pump (cancelling the job unless it is done) and free the reply's place:
+        when the stream ends, and after the response, even one whose stream never started."""
+        unlisten()
+        await _stop(running, stream)
+        release()
+
     early: list[object] = []
     try:
         while True:
@@ -265,9 +336,13 @@ async def _streamed(
                 break
     except TimeoutError:
         pass  # still queued: start the stream, keep it alive
-    if early and isinstance(early[-1], QwenGradioError):
-        await _stop(running, stream)
-        return api_error(early[-1]).response()
+    except BaseException:
+        await finish()
+        raise
+    if early and (isinstance(early[-1], QwenGradioError) or early[-1] is SHUTDOWN):
+        await finish()
+        error = early[-1]
+        return (SHUTTING_DOWN if error is SHUTDOWN else api_error(error)).response()  # type: ignore[arg-type]
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -285,6 +360,12 @@ async def _streamed(
                 if item is END:
                     yield "data: [DONE]\n\n"
                     return
+                if item is SHUTDOWN:
+                    body = SHUTTING_DOWN.body()
+                    body["error"]["partial_text"] = stream.text
+                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+                    yield "data: [DONE]\n\n"
+                    return
                 if isinstance(item, QwenGradioError):  # mid-stream: an event OpenAI SDKs raise on
                     body = api_error(item).body()
                     body["error"]["partial_text"] = item.partial_text
@@ -292,12 +373,31 @@ async def _streamed(
                     return
                 yield _event_line(item, reply_id, created, model)  # type: ignore[arg-type]
         finally:
-            await _stop(running, stream)  # done, failed, or the client went away
+            await finish()  # done, failed, or the client went away
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     if stream.space is not None:  # the Space of the pool answering (or being tried) now
         headers[SPACE_HEADER] = stream.space
-    return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers=headers,
+        background=BackgroundTask(finish),
+    )
+
+
+def _chunk(
+    reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None
+) -> str:
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    body = {
+        "id": reply_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+    }
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
 def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> str:

@@ -18,6 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from types import TracebackType
 
 from ._bridge import CLOSED, END, LoopThread, Pump
+from ._cancels import CANCEL_TIMEOUT
 from ._job import Job
 from .errors import StreamClosedError
 from .messages import Conversation
@@ -26,8 +27,6 @@ from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
 __all__ = ["AsyncEvents", "AsyncStream", "Events", "Stream"]
 
 logger = logging.getLogger("qwen_gradio")
-
-CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
 
 
 class _Reply:

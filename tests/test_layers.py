@@ -15,9 +15,9 @@ LAYERS = {
     2: {"space", "stream", "_cache", "_warm"},
     3: {"_transports", "_transports.http", "_compat", "_transports.direct"},
     4: {"_transports.gradio_client", "_bridge", "settings"},
-    5: {"_member", "_job", "streams"},
+    5: {"_member", "_job", "streams", "_cancels"},
     6: {"client"},
-    7: {"provider", "batch", "serve", "ui", "cli", "replica"},
+    7: {"provider", "batch", "_openai", "_serving", "serve", "ui", "cli", "replica"},
     8: {"gpt4free", "typing", "__init__", "__main__"},
 }
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}

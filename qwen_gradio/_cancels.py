@@ -1,0 +1,114 @@
+"""The cancel requests of a client's abandoned jobs, sent from one thread of their own.
+
+Closing a stream never waits on the network: the cancellation goes to this thread's event loop,
+so it cannot be cut short by a loop that is shutting down (``asyncio.run`` ending, a server
+stopping), nor collide with the generators being closed there. One loop and one connection
+pool per Space (same proxy, headers and cookies as the job's) serve every cancellation: 50
+streams dropped at once are 50 requests in flight together, not 50 threads, loops and TLS
+contexts made one after another (``docs/performance.md``). Each request ends within
+``CANCEL_TIMEOUT``; ``join()`` waits for those in flight (``QwenClient.close()`` does), and the
+loop is stopped at exit even when the client is never closed, after them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+import weakref
+
+import httpx
+
+from ._bridge import LoopThread
+from ._transports.http import cancel_job, tls_context
+from .space import SpaceConnection
+
+__all__ = ["CANCEL_TIMEOUT", "Canceller"]
+
+logger = logging.getLogger("qwen_gradio")
+
+CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
+
+PoolKey = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+
+
+class Canceller:
+    """Sends ``POST {prefix}cancel`` for abandoned jobs, in the background."""
+
+    def __init__(self, proxy: str | None) -> None:
+        self.proxy = proxy
+        self._runner = LoopThread("qwen_gradio-cancel")
+        self._pools: dict[PoolKey, httpx.AsyncClient] = {}
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._lock = threading.Lock()
+        self._finalizer = weakref.finalize(
+            self, _stop, self._runner, self._pending, self._lock, self._pools
+        )
+
+    def send(
+        self, conn: SpaceConnection, session_hash: str, event_id: str
+    ) -> concurrent.futures.Future[None]:
+        """Ask ``conn``'s Space to stop the job; returns at once (the future settles once the
+        request is answered, failed or timed out: never with an error)."""
+        future = self._runner.submit(self._cancel(conn, session_hash, event_id))
+        with self._lock:
+            self._pending.add(future)
+        future.add_done_callback(self._settled)
+        return future
+
+    def _settled(self, future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            self._pending.discard(future)
+
+    async def _cancel(self, conn: SpaceConnection, session_hash: str, event_id: str) -> None:
+        try:
+            http = self._pool(conn)
+            timeout = httpx.Timeout(CANCEL_TIMEOUT)
+            await asyncio.wait_for(
+                cancel_job(http, conn, session_hash, event_id, timeout), CANCEL_TIMEOUT
+            )
+        except Exception as exc:  # best effort, like cancel_job itself
+            logger.debug("cancelling %s on %s: %r", event_id, conn.url, exc)
+
+    def _pool(self, conn: SpaceConnection) -> httpx.AsyncClient:
+        key = (conn.url, tuple(sorted(conn.headers.items())), tuple(sorted(conn.cookies.items())))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = httpx.AsyncClient(
+                headers=conn.headers,
+                cookies=conn.cookies,
+                proxy=self.proxy,
+                verify=tls_context(conn.url, self.proxy),  # shared: no CAs loaded per pool
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+            )
+        return pool
+
+    def join(self, timeout: float = CANCEL_TIMEOUT * 2) -> None:
+        """Wait until every cancellation sent so far has been answered (or given up)."""
+        with self._lock:
+            pending = list(self._pending)
+        concurrent.futures.wait(pending, timeout=timeout)
+
+    def close(self) -> None:
+        """Wait for the cancellations in flight, then close the pools and stop the thread."""
+        self._finalizer()
+
+
+def _stop(
+    runner: LoopThread,
+    pending: set[concurrent.futures.Future[None]],
+    lock: threading.Lock,
+    pools: dict[PoolKey, httpx.AsyncClient],
+) -> None:
+    """Wait for the cancellations in flight, then close the pools on their loop and stop it."""
+    with lock:
+        waiting = list(pending)
+    concurrent.futures.wait(waiting, timeout=CANCEL_TIMEOUT * 2)
+
+    async def close_pools() -> None:
+        for pool in list(pools.values()):
+            await pool.aclose()
+        pools.clear()
+
+    runner.stop(close_pools)

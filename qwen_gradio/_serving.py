@@ -1,0 +1,156 @@
+"""What a deployed ``serve`` needs around the API itself: a request id and one access-log line
+per request (``RequestLog``), and a shutdown that drains (``Drain``, ``run``).
+
+On SIGTERM or Ctrl-C, ``run`` stops accepting connections at once and lets the replies in
+flight go on for the grace period; then each one still running is ended (a streamed one with an
+OpenAI error event and ``data: [DONE]``, a whole one with a 503) and its job cancelled on the
+Space; the process exits once they have ended. A second signal skips what is left of the grace
+period. Under another ASGI server, its own graceful shutdown applies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+import uuid
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+__all__ = ["ACCESS_LOGGER", "GRACE", "REQUEST_ID_HEADER", "Drain", "RequestLog", "run"]
+
+ACCESS_LOGGER = "qwen_gradio.access"
+REQUEST_ID_HEADER = "x-request-id"  # OpenAI's name for it
+GRACE = 10.0  # seconds the replies in flight may go on after a signal
+
+_GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+ASGIApp = Callable[..., Any]
+
+
+class RequestLog:
+    """ASGI middleware: every response gets an ``x-request-id`` (the client's own, if it sent
+    a well-formed one, else a new ``req_...``), also at ``scope["state"]["request_id"]`` for
+    the app; once the response has ended, one line on the ``qwen_gradio.access`` logger:
+    client, request line, status, bytes, milliseconds, request id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"").decode()
+        request_id = given if _GIVEN_ID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status, size = 0, 0
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal status, size
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER.encode()
+                ]
+                message = {**message, "headers": [*headers, (b"x-request-id", request_id.encode())]}
+            elif message["type"] == "http.response.body":
+                size += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            client = scope.get("client")
+            where = f"{client[0]}:{client[1]}" if client else "-"
+            query = (
+                ("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else ""
+            )
+            access_log.info(
+                '%s "%s %s%s" %s %d %.0fms %s',
+                where,
+                scope["method"],
+                scope["path"],
+                query,
+                status or "-",
+                size,
+                (time.perf_counter() - started) * 1000,
+                request_id,
+            )
+
+
+class Drain:
+    """The server's shutdown, as the app sees it: ``draining`` once a signal came (new requests
+    are refused), then ``stopping`` once the grace period is over (the replies in flight end)."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.stopping: asyncio.Event | None = None
+        self._listeners: set[Callable[[], None]] = set()
+
+    def event(self) -> asyncio.Event:
+        """``stopping``, made on the running loop on first use."""
+        if self.stopping is None:
+            self.stopping = asyncio.Event()
+        return self.stopping
+
+    def listen(self, stop: Callable[[], None]) -> Callable[[], None]:
+        """Call ``stop()`` when the grace period ends; returns what unregisters it."""
+        self._listeners.add(stop)
+        return lambda: self._listeners.discard(stop)
+
+    def begin(self, grace: float) -> None:
+        """On the loop: refuse new requests now, end the replies in flight after ``grace``."""
+        if self.draining:
+            return
+        self.draining = True
+        asyncio.get_running_loop().call_later(grace, self.stop)
+
+    def stop(self) -> None:
+        """End every reply in flight now."""
+        self.draining = True
+        self.event().set()
+        for stop in list(self._listeners):
+            stop()
+
+
+def run(app: Any, drain: Drain, *, host: str, port: int, grace: float = GRACE) -> bool:
+    """Serve ``app`` with uvicorn until a signal, draining as the module says; True if a second
+    signal forced the exit."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.should_exit:  # a second signal: no more grace
+                self.force_exit = True
+                if self.loop is not None:
+                    self.loop.call_soon_threadsafe(drain.stop)
+                return
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(drain.begin, grace)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        server_header=False,
+        access_log=False,  # RequestLog's lines instead, with the request id and duration
+        timeout_graceful_shutdown=math.ceil(grace)
+        + 1,  # a backstop: the replies end themselves at grace
+    )
+    server = Server(config)
+    server.run()
+    return bool(server.force_exit)
