@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
 import sys
 import time
@@ -41,6 +42,7 @@ from .stream import QueueStatus, Retrying, TextDelta
 __all__ = [
     "BatchInputError",
     "BatchItem",
+    "BatchOutputError",
     "Progress",
     "Summary",
     "answered_ids",
@@ -49,12 +51,23 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger("qwen_gradio")
+
+
 class BatchInputError(InvalidMessagesError):
     """A line of the batch input cannot be sent; ``line`` is its number (from 1)."""
 
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
+
+
+class BatchOutputError(QwenGradioError):
+    """The output cannot be written (a full disk, a file gone read-only). The lines written
+    before stay whole; a rerun with the same output (once there is room), or another, answers
+    only the rest."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -267,18 +280,24 @@ async def run_batch(
                 error = exc
             ended = time.monotonic()
             generating = generating or ended
-            out.write(
-                _record(
-                    item,
-                    stream.text,
-                    error,
-                    space=stream.space,
-                    attempts=stream.attempts,
-                    queue_seconds=round(generating - begun, 3),
-                    generation_seconds=round(ended - generating, 3),
-                )
+            line = _record(
+                item,
+                stream.text,
+                error,
+                space=stream.space,
+                attempts=stream.attempts,
+                queue_seconds=round(generating - begun, 3),
+                generation_seconds=round(ended - generating, 3),
             )
-            out.flush()  # one whole line per write: a kill never leaves half of one
+            try:
+                out.write(line)
+                out.flush()  # one whole line per write: a kill never leaves half of one
+            except OSError as exc:
+                raise BatchOutputError(
+                    f"cannot write {output}: {exc.strerror or exc}; the"
+                    f" {summary.answered + summary.failed} lines before stay, and a rerun"
+                    " answers only the rest"
+                ) from None
             if error is None:
                 summary.answered += 1
             else:
@@ -286,17 +305,21 @@ async def run_batch(
             progress.finished(error is None)
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("a", encoding="utf-8") as out:
-        tasks = [asyncio.ensure_future(answer(item, out)) for item in todo]
+    out = output.open("a", encoding="utf-8")
+    tasks = [asyncio.ensure_future(answer(item, out)) for item in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except (asyncio.CancelledError, BatchOutputError) as stopped:
+        summary.interrupted = isinstance(stopped, asyncio.CancelledError)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # each closes its stream
+        raise
+    finally:
+        summary.seconds = time.monotonic() - started
+        progress.close()
         try:
-            await asyncio.gather(*tasks)
-        except asyncio.CancelledError:
-            summary.interrupted = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)  # each closes its stream
-            raise
-        finally:
-            summary.seconds = time.monotonic() - started
-            progress.close()
+            out.close()
+        except OSError as exc:  # what a full disk left in the buffer: the error is said already
+            logger.debug("closing %s: %r", output, exc)
     return summary

@@ -67,12 +67,22 @@ class Run:
     options: dict[str, Any] = field(default_factory=dict)  # the variant's extra inputs
     tokens_sent: int = 0
     outcome: str = "running"  # running | completed | error | stopped
+    ended_at: float | None = None  # time.time() when it ended
     ended: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             name: getattr(self, name)
-            for name in ("index", "query", "system", "history", "options", "tokens_sent", "outcome")
+            for name in (
+                "index",
+                "query",
+                "system",
+                "history",
+                "options",
+                "tokens_sent",
+                "outcome",
+                "ended_at",
+            )
         }
 
 
@@ -268,6 +278,7 @@ def build_demo(  # type: ignore[no-untyped-def]
         finally:
             if run.outcome == "running":
                 run.outcome = "completed" if finished else "stopped"
+            run.ended_at = time.time()
             run.ended.set()
 
     async def model_chat(
@@ -335,6 +346,8 @@ def build_demo(  # type: ignore[no-untyped-def]
                     api_name="model_chat",
                     concurrency_limit=concurrency_limit,
                 )
+    if concurrency_limit is not None:  # the queue runs at most max_threads jobs (40) at once
+        demo.max_threads = max(demo.max_threads, concurrency_limit)
     demo.queue(api_open=False, max_size=max_queue)
     demo.replica_log = log
     return demo

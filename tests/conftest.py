@@ -76,12 +76,18 @@ class Replica:
 
 
 def start_replica(
-    python: str, generation: str, delay: float = 0.005, port: int = 0, variant: str = "max"
+    python: str,
+    generation: str,
+    delay: float = 0.005,
+    port: int = 0,
+    variant: str = "max",
+    concurrency: int = 5,
 ) -> Replica:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = open(ARTIFACTS / f"replica-{generation}-{variant}.log", "w")  # noqa: SIM115 - lives with the process
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
     command = [python, "-m", "qwen_gradio.replica", "--port", str(port), "--delay", str(delay)]
+    command += ["--concurrency", str(concurrency)]
     process = subprocess.Popen(
         [*command, "--variant", variant],
         stdout=subprocess.PIPE,

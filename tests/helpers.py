@@ -270,13 +270,30 @@ class ServerProcess:
         self.command, self.env, self.cwd, self.ready_marker = command, env, cwd, ready
         self.log: list[str] = []
         self._ready = threading.Event()
+        self._said = threading.Condition()
+        self._ended = False
 
     def _drain(self, lines: Any) -> None:
         for line in lines:
-            self.log.append(line)
+            with self._said:
+                self.log.append(line)
+                self._said.notify_all()
             if self.ready_marker in line:
                 self._ready.set()
         self._ready.set()  # the process ended
+        with self._said:
+            self._ended = True
+            self._said.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 30) -> str:
+        """Block until the server prints a line holding ``text`` (that line), or fail."""
+        with self._said:
+            self._said.wait_for(
+                lambda: self._ended or any(text in line for line in self.log), timeout
+            )
+            found = [line for line in self.log if text in line]
+        assert found, f"the server never printed {text!r}:\n" + "".join(self.log)
+        return found[0]
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
