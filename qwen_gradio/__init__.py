@@ -18,6 +18,7 @@ import logging as _logging
 from ._version import __version__
 from .client import QwenClient
 from .errors import (
+    ContextLengthError,
     IncompatibleGradioClientError,
     InvalidMessagesError,
     InvalidOptionError,
@@ -55,6 +56,7 @@ __all__ = [
     "AsyncStream",
     "ChatFormat",
     "ChatOption",
+    "ContextLengthError",
     "Conversation",
     "Events",
     "IncompatibleGradioClientError",

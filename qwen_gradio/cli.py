@@ -86,6 +86,7 @@ SETTINGS_FLAGS = (
     "options",
     "transport",
     "attempts",
+    "max_input_tokens",
     "no_cache",
 )
 
@@ -143,6 +144,13 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
             default=None,
             help="Tries per reply before its first token, when a Space is busy, rate-limited,"
             " away or slow to answer, on another Space of the pool or later [default: 3].",
+        ),
+        click.option(
+            "--max-input-tokens",
+            type=click.IntRange(min=0),
+            default=None,
+            help="The longest prompt sent, in Qwen's tokens (longer: refused before any request;"
+            " 0: no limit) [default: 30720, Qwen2.5-Max's; env: QWEN_GRADIO_MAX_INPUT_TOKENS].",
         ),
         click.option(
             "--no-cache",

@@ -28,6 +28,7 @@ from .options import ChatOption
 from .settings import Settings, SpacesArgument, Timeouts, checked_options
 from .space import SpaceConnection
 from .streams import AsyncStream, Stream
+from .tokens import check_fits
 
 __all__ = ["QwenClient"]
 
@@ -57,6 +58,9 @@ class QwenClient:
         attempts: tries per reply before its first token (default 3; 1: no retry), when a
             Space is unreachable, asleep, its queue full, rate-limited, or slow to answer: on
             another Space of the pool, or after the wait the Space states (else a backoff).
+        max_input_tokens: the longest prompt sent, counted with Qwen's tokenizer (the
+            ``tokens`` extra; without it nothing is refused): a longer one raises
+            ContextLengthError before any request. Default: Qwen2.5-Max's 30,720; 0: no limit.
         cache: remember, on disk, what connecting learnt (the Space's config, its options'
             names), so that a later process sends its first job at once while it asks for the
             config; no text of that job is read until the config agrees, and a job sent the old
@@ -83,6 +87,7 @@ class QwenClient:
         transport: str | None = None,
         cache: bool | None = None,
         attempts: int | None = None,
+        max_input_tokens: int | None = None,
         settings: Settings | None = None,
     ) -> None:
         if settings is None:
@@ -95,9 +100,20 @@ class QwenClient:
                 transport=transport,
                 cache=cache,
                 attempts=attempts,
+                max_input_tokens=max_input_tokens,
             )
         elif any(
-            v is not None for v in (space, hf_token, proxy, timeout, options, transport, attempts)
+            v is not None
+            for v in (
+                space,
+                hf_token,
+                proxy,
+                timeout,
+                options,
+                transport,
+                attempts,
+                max_input_tokens,
+            )
         ):
             raise TypeError("pass either settings= or the settings themselves, not both")
         self.settings = settings
@@ -227,7 +243,9 @@ class QwenClient:
         """
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        return AsyncStream(self._job(to_conversation(messages, system), options))
+        conversation = to_conversation(messages, system)
+        check_fits(conversation, self.settings.max_input_tokens)  # before any request
+        return AsyncStream(self._job(conversation, options))
 
     async def achat(
         self,

@@ -12,6 +12,7 @@
     ├── InvalidSpaceError          (also a ValueError) not a Space id or URL, not a Gradio app,
     │                              or not built like the Qwen demo; nothing else is contacted
     ├── InvalidMessagesError       (also a ValueError) bad input, raised before any request
+    │   └── ContextLengthError     longer than the model's context window (its token count)
     ├── InvalidOptionError         (also a ValueError) an option the Space does not have, or a
     │                              value it does not allow; raised before any job is sent
     └── ModelNotSupportedError     (also a ValueError) a model name the provider does not serve
@@ -30,6 +31,7 @@ QueueFullError                 yes        503    5    queue_full (server_error)
 RateLimitedError               yes        429    6    rate_limited (rate_limit_error)
 StreamTimeoutError             connect    504    7    timeout_<kind> (server_error)
 InvalidMessagesError           no         400    2    (invalid_request_error, param messages)
+ContextLengthError             no         400    2    context_length_exceeded (param messages)
 InvalidOptionError             no         400    2    (invalid_request_error, param options)
 ModelNotSupportedError         no         404    2    model_not_found (param model)
 anything else                  no         502    1    the class name (server_error)
@@ -47,6 +49,7 @@ import re
 from typing import ClassVar
 
 __all__ = [
+    "ContextLengthError",
     "IncompatibleGradioClientError",
     "InvalidMessagesError",
     "InvalidOptionError",
@@ -238,6 +241,20 @@ class InvalidMessagesError(QwenGradioError, ValueError):
     @property
     def code(self) -> str | None:
         return None
+
+
+class ContextLengthError(InvalidMessagesError):
+    """The conversation is longer than the model takes: ``tokens`` (counted with Qwen's own
+    tokenizer, ``qwen_gradio.tokens``) over ``limit``; raised before any request, as OpenAI
+    refuses such a request."""
+
+    def __init__(self, message: str, *, tokens: int, limit: int) -> None:
+        super().__init__(message)
+        self.tokens, self.limit = tokens, limit
+
+    @property
+    def code(self) -> str:
+        return "context_length_exceeded"
 
 
 class InvalidOptionError(QwenGradioError, ValueError):

@@ -43,7 +43,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._bridge import END, Pump
+from ._bridge import END, Pump, run_in_thread
 from ._openai import MAX_BODY, UNSUPPORTED, ApiError, api_error, chat_request, read_body
 from ._serving import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .client import QwenClient
@@ -52,6 +52,7 @@ from .provider import Qwen_Qwen_2_5_Max
 from .settings import Settings
 from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .streams import AsyncStream
+from .tokens import tokenizer_available
 
 __all__ = [
     "API_KEY_ENV",
@@ -233,6 +234,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         drain.event()  # made on the server's loop
+        if client.settings.max_input_tokens:  # load the tokenizer (0.5 s) before a request does
+            await run_in_thread(tokenizer_available, name="qwen_gradio-tokenizer")
         yield
         drain.stop()
         await client.aclose()

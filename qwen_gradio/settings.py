@@ -17,6 +17,8 @@ transport      none                        "auto"
 cache          ``QWEN_GRADIO_NO_CACHE=1``  on
 attempts       none                        3 tries per reply, before its first token
 max_wait       none                        30 s: a retry that would wait longer fails at once
+max_input_     ``QWEN_GRADIO_MAX_INPUT_``  30,720 (Qwen2.5-Max's); 0: no limit; a longer
+tokens         ``TOKENS``                  prompt is refused before any request
 ============== =========================== ==================================================
 """
 
@@ -33,10 +35,20 @@ from ._cache import cache_enabled
 from ._transports import TRANSPORTS
 from .errors import InvalidOptionError, InvalidSpaceError
 from .space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
+from .tokens import MAX_INPUT_TOKENS
 
-__all__ = ["HF_TOKEN_ENV", "Settings", "Space", "Timeouts", "checked_options", "spaces_of"]
+__all__ = [
+    "HF_TOKEN_ENV",
+    "MAX_INPUT_TOKENS_ENV",
+    "Settings",
+    "Space",
+    "Timeouts",
+    "checked_options",
+    "spaces_of",
+]
 
 HF_TOKEN_ENV = "HF_TOKEN"
+MAX_INPUT_TOKENS_ENV = "QWEN_GRADIO_MAX_INPUT_TOKENS"
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,21 @@ def spaces_of(value: SpacesArgument) -> tuple[Space, ...]:
     return tuple(spaces)
 
 
+def _max_input_tokens(value: int | None) -> int | None:
+    """The argument, else ``$QWEN_GRADIO_MAX_INPUT_TOKENS``, else Qwen2.5-Max's limit; 0: none."""
+    if value is None:
+        raw = os.environ.get(MAX_INPUT_TOKENS_ENV, "").strip()
+        if not raw:
+            return MAX_INPUT_TOKENS
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(
+                f"{MAX_INPUT_TOKENS_ENV} must be a whole number, not {raw!r}"
+            ) from None
+    return value or None
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a QwenClient is: which Space, how to reach it, the limits of each reply.
@@ -143,6 +170,9 @@ class Settings:
     backoff: float = 1.0  # seconds: the first full-jitter backoff's ceiling, doubling after each
     backoff_cap: float = 30.0  # the longest backoff
     max_wait: float = 30.0  # the longest wait before a retry; longer: the reply fails at once
+    #: The longest prompt sent, in tokens (Qwen's tokenizer; None: no limit): longer ones are
+    #: refused before any request (``qwen_gradio.tokens``). Default: Qwen2.5-Max's input limit.
+    max_input_tokens: int | None = MAX_INPUT_TOKENS
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -155,6 +185,15 @@ class Settings:
             raise ValueError(f"attempts must be between 1 and 100, not {self.attempts}")
         if not self.spaces:
             raise InvalidSpaceError("no Space given")
+        if self.max_input_tokens is not None and (
+            isinstance(self.max_input_tokens, bool)
+            or not isinstance(self.max_input_tokens, int)
+            or self.max_input_tokens < 1
+        ):
+            raise ValueError(
+                f"max_input_tokens must be a whole number from 1, or None, not"
+                f" {self.max_input_tokens!r}"
+            )
         object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
 
     @property
@@ -174,6 +213,7 @@ class Settings:
         transport: str | None = None,
         cache: bool | None = None,
         attempts: int | None = None,
+        max_input_tokens: int | None = None,
     ) -> Settings:
         """Settings from arguments, else the environment, else the defaults (see the module's
         table). ``space`` is one Space (an id, a URL, a ``Space``) or a pool of them (a list,
@@ -188,6 +228,7 @@ class Settings:
             options=checked_options(options),
             transport=transport or "auto",
             cache=cache_enabled(cache),
+            max_input_tokens=_max_input_tokens(max_input_tokens),
         )
 
     def replace(self, **changes: Any) -> Settings:

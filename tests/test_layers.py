@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "qwen_gradio"
 LAYERS = {
     0: {"errors", "_version"},
     1: {"messages", "options", "routing"},
-    2: {"space", "stream", "_cache", "_warm"},
+    2: {"space", "stream", "_cache", "_warm", "tokens"},
     3: {"_transports", "_transports.http", "_compat", "_transports.direct"},
     4: {"_transports.gradio_client", "_bridge", "settings"},
     5: {"_member", "_job", "streams", "_cancels"},

@@ -368,3 +368,33 @@ def test_batch_on_a_full_disk_ends_with_one_line_and_keeps_what_it_wrote(
     assert "No space left on device" in last
     complete = [line for line in written if line.endswith("}")]
     assert complete and all(json.loads(line)["text"] for line in complete)
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [  # 10,000 messages: a long conversation
+            {"role": ("user", "assistant")[k % 2], "content": f"message {k} of a long chat"}
+            for k in range(9_999)
+        ]
+        + [{"role": "user", "content": "and one more"}],
+        [{"role": "user", "content": "word " * 400_000}],  # one message of 2 MB
+    ],
+    ids=["10000-messages", "2MB-message"],
+)
+def test_a_prompt_longer_than_the_context_window_is_refused_before_any_job(
+    wide: Replica, tmp_path: Path, messages: list[dict[str, str]]
+) -> None:
+    with serve(wide.url, tmp_path, "--quiet") as server:
+        jobs = joins(wide)
+        body = {"model": "qwen-2.5-max", "messages": messages}
+        response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)  # type: ignore[attr-defined]
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"], error["type"]) == (
+        "context_length_exceeded",
+        "messages",
+        "invalid_request_error",
+    )
+    assert "maximum context length is 30720 tokens" in error["message"]
+    assert joins(wide) == jobs
