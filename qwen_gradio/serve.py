@@ -98,6 +98,29 @@ class ServeOptions:
     cors_origins: tuple[str, ...] = ()
     grace: float = GRACE
 
+    @classmethod
+    def from_environment(cls) -> ServeOptions:
+        """The options an ASGI server's ``qwen_gradio.serve:app`` runs with: the defaults, or
+        ``QWEN_GRADIO_API_KEY``, ``QWEN_GRADIO_MAX_BODY``, ``QWEN_GRADIO_MAX_REPLIES``,
+        ``QWEN_GRADIO_KEEPALIVE`` and ``QWEN_GRADIO_CORS_ORIGINS`` (comma-separated)."""
+        env = os.environ
+
+        def number(name: str, default: float, kind: type = int) -> Any:
+            raw = env.get(name, "").strip()
+            try:
+                return kind(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {raw!r}") from None
+
+        origins = env.get("QWEN_GRADIO_CORS_ORIGINS", "")
+        return cls(
+            api_key=env.get(API_KEY_ENV) or None,
+            keepalive=number("QWEN_GRADIO_KEEPALIVE", KEEPALIVE, float),
+            max_body=number("QWEN_GRADIO_MAX_BODY", MAX_BODY),
+            max_replies=number("QWEN_GRADIO_MAX_REPLIES", MAX_REPLIES),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        )
+
     def __post_init__(self) -> None:
         if self.keepalive <= 0 or self.grace < 0:
             raise ValueError("keepalive must be positive and grace not negative")
@@ -430,10 +453,11 @@ async def _stop(pump: asyncio.Task[None], stream: AsyncStream) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    """``qwen_gradio.serve:app`` for ASGI servers, configured from the environment
-    (``QWEN_GRADIO_SPACE``, ``QWEN_GRADIO_API_KEY``, ``HF_TOKEN``)."""
+    """``qwen_gradio.serve:app`` for ASGI servers (``uvicorn qwen_gradio.serve:app --workers 4``),
+    configured from the environment: the client's settings (``QWEN_GRADIO_SPACE``, ``HF_TOKEN``,
+    ``QWEN_GRADIO_MAX_INPUT_TOKENS``...) and the server's (``ServeOptions.from_environment``)."""
     if name == "app":
-        app = create_app()
+        app = create_app(Settings.build(), ServeOptions.from_environment())
         globals()["app"] = app
         return app
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,6 +26,7 @@ EXAMPLES: dict[tuple[str, str], str] = {
     ("docs/python.md", "client.chat_options()"): "test_docs",
     ("docs/python.md", "Retrying, Space"): "test_docs",
     ("docs/python.md", "class Qwen25"): "test_docs",
+    ("docs/python.md", "max_input_tokens=100"): "test_docs",
     ("docs/serve.md", "OpenAI(base_url="): "test_serve",
     ("docs/ui.md", 'api_name="/chat"'): "test_ui",
     ("docs/gpt4free.md", "create_async_generator(\n        model="): "test_provider",

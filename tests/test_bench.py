@@ -77,3 +77,9 @@ def test_the_availability_benchmark_smoke_run(tmp_path: Path) -> None:
     assert len(labels) == 6
     for label in labels:  # every row counted all 8 replies, answered or not
         assert re.search(r"\| \d+/8 \(\d+ %\) \|", rows[label]), rows[label]
+
+
+def test_the_shutdown_benchmark_smoke_run(tmp_path: Path) -> None:
+    _, rows = smoke_run("shutdown.py", tmp_path / "RESULTS-shutdown.md")
+    rows.pop("what")
+    assert len(rows) == 5 and all("failed" not in line for line in rows.values())

@@ -54,6 +54,7 @@ def run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[st
         ("docs/python.md", "Timeouts(connect=10", ""),
         ("docs/python.md", 'QwenClient().chat("Hello")', ""),  # prints only on an error
         ("docs/python.md", "Settings.build(", "SPACE 60\n"),
+        ("docs/python.md", "max_input_tokens=100", "1020 tokens, over 100\n"),
     ],
 )
 def test_library_examples(

@@ -322,8 +322,16 @@ def test_the_app_runs_under_any_asgi_server(replica6: Replica, tmp_path: Path) -
         "PYTHONPATH": str(ROOT),
         "QWEN_GRADIO_SPACE": replica6.url,
         "QWEN_GRADIO_API_KEY": KEY,
+        "QWEN_GRADIO_MAX_BODY": "2000",
     }
     with ServerProcess(command, env, str(tmp_path), ready="Application startup complete"):
+        large = httpx.post(
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            json={"model": "qwen-2.5-max", "messages": "x" * 3000},
+            headers={"authorization": f"Bearer {KEY}"},
+            timeout=10,
+        )
+        assert large.status_code == 413  # the server's own settings, from the environment
         keyed = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
         for i in range(4):
             reply = keyed.chat.completions.create(
