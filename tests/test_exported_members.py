@@ -14,6 +14,7 @@ NOT_EXPORTED = {
     "checked_options",
     "spaces_of",
     "HF_TOKEN_ENV",
+    "MAX_INPUT_TOKENS_ENV",
     "snake",
 }
 

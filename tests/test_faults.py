@@ -330,18 +330,17 @@ def test_unclosed_clients_print_nothing_on_stderr(
 
 
 def count_pools(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncClient]:
-    """Every connection pool qwen_gradio opens from now on (cancellations' own aside)."""
-    import qwen_gradio.client
-
+    """Every connection pool qwen_gradio opens from now on (these tests cancel nothing, so none
+    is the canceller's)."""
     opened: list[httpx.AsyncClient] = []
 
     class CountedClient(httpx.AsyncClient):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            if "limits" in kwargs:  # a stream's pool, not a cancellation's one-off client
+            if "limits" in kwargs:  # a pool of qwen_gradio's, not another library's client
                 opened.append(self)
 
-    monkeypatch.setattr(qwen_gradio.client.httpx, "AsyncClient", CountedClient)
+    monkeypatch.setattr(httpx, "AsyncClient", CountedClient)
     return opened
 
 
