@@ -46,6 +46,7 @@ from .settings import Settings, Space, Timeouts
 from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
 from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .streams import AsyncEvents, AsyncStream, Events, Stream
+from .tokens import Usage
 
 __all__ = [
     "DEFAULT_SPACE",
@@ -84,6 +85,7 @@ __all__ = [
     "StreamTimeoutError",
     "TextDelta",
     "Timeouts",
+    "Usage",
     "__version__",
     "generate_session_hash",
     "resolve_space_url",

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
+from ._bridge import run_in_thread
 from ._member import Member
 from ._transports import Submission, Transport
 from .errors import (
@@ -26,6 +27,7 @@ from .routing import choose, cooldown
 from .settings import Settings
 from .space import SpaceConnection, new_session_hash
 from .stream import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
+from .tokens import Usage, tokenizer_available, tokenizer_loaded, usage_of
 
 __all__ = ["Job"]
 
@@ -75,6 +77,7 @@ class Job:
         self.space: str | None = None  # the member the reply went to (the last one tried)
         self.attempts = 0
         self.resent = 0  # jobs sent again because the cache's call was out of date
+        self.usage: Usage | None = None  # the reply's token counts, once it is complete
         self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
         self.submitted: tuple[SpaceConnection, Submission] | None = None
         self.cancel_started = False
@@ -234,7 +237,9 @@ class Job:
                 elif isinstance(event, QueueStatus) and not event.started:
                     member.health.queue_wait = event.eta
                 elif isinstance(event, ReplyCompleted):
-                    event = ReplyCompleted(event.text, member.name)
+                    usage = await self._usage(event.text)
+                    event = ReplyCompleted(event.text, member.name, usage)
+                    self.usage = usage
                 yield event
             if state.completed or state.ended:
                 break
@@ -245,6 +250,13 @@ class Job:
                 "the Space ended the stream before the reply was complete",
                 partial_text=state.text,
             )
+
+    async def _usage(self, text: str) -> Usage | None:
+        """The reply's token counts (the tokenizer loaded on a thread the first time: 0.5 s
+        that the event loop does not wait out)."""
+        if not tokenizer_loaded():
+            await run_in_thread(tokenizer_available, name="qwen_gradio-tokenizer")
+        return usage_of(self.conversation, text)
 
     async def _first_message(
         self, member: Member, transport: Transport, connect_limit: Deadline, started: float

@@ -286,6 +286,7 @@ async def run_batch(
                 error,
                 space=stream.space,
                 attempts=stream.attempts,
+                usage=stream.usage.as_dict() if stream.usage is not None else None,
                 queue_seconds=round(generating - begun, 3),
                 generation_seconds=round(ended - generating, 3),
             )

@@ -459,7 +459,8 @@ def batch(
     Each input line is a JSON string (a prompt) or an object with "messages" (OpenAI style) or
     "prompt", and an optional "id" (default: the line number). Each output line, written as its
     reply completes, holds the id, the input line number ("index"), the text, the error if it
-    failed, the Space that answered, the attempts, and the queue and generation seconds. A
+    failed, the Space that answered, the attempts, the token counts ("usage": Qwen's tokenizer,
+    when installed), and the queue and generation seconds. A
     prompt is tried again (--attempts) as any reply is, before its first token. Rerun with the
     same --output to resume: answered ids are skipped, failed ones tried again. Progress goes to
     stderr.

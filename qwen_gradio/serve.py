@@ -247,8 +247,16 @@ def create_app(
             if not chat.stream:
                 return await _whole(request, stream, reply_id, created, chat.model, drain)
             handed_over = True  # the response releases it when its stream ends
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             return await _streamed(
-                stream, reply_id, created, chat.model, options.keepalive, drain, release
+                stream,
+                reply_id,
+                created,
+                chat.model,
+                options.keepalive,
+                drain,
+                release,
+                include_usage=include_usage,
             )
         finally:
             if not handed_over:
@@ -327,6 +335,8 @@ async def _whole(
         "model": model,
         "choices": [choice],
     }
+    if stream.usage is not None:  # counted with Qwen's tokenizer (the serve extra brings it)
+        body["usage"] = stream.usage.as_dict()
     return JSONResponse(body, headers={SPACE_HEADER: stream.space or ""})
 
 
@@ -338,9 +348,12 @@ async def _streamed(
     keepalive: float,
     drain: Drain,
     release: Callable[[], None],
+    *,
+    include_usage: bool = False,
 ) -> Response:
     """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
-    headers go out, so that an error before the first token is an HTTP error."""
+    headers go out, so that an error before the first token is an HTTP error. With
+    ``include_usage``, a last chunk before ``[DONE]`` carries the usage (``choices`` empty)."""
     queue: asyncio.Queue[object] = asyncio.Queue()
     pump = Pump(stream.events(), queue.put_nowait)
     running = asyncio.create_task(pump.run())
@@ -384,6 +397,8 @@ async def _streamed(
                         yield ": keep-alive\n\n"
                         continue
                 if item is END:
+                    if include_usage:
+                        yield _usage_chunk(reply_id, created, model, stream)
                     yield "data: [DONE]\n\n"
                     return
                 if item is SHUTDOWN:
@@ -410,6 +425,19 @@ async def _streamed(
         headers=headers,
         background=BackgroundTask(finish),
     )
+
+
+def _usage_chunk(reply_id: str, created: int, model: str, stream: AsyncStream) -> str:
+    """OpenAI's last chunk of a stream asked for ``include_usage``: no choices, the usage."""
+    body = {
+        "id": reply_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "usage": stream.usage.as_dict() if stream.usage is not None else None,
+    }
+    return f"data: {json.dumps(body)}\n\n"
 
 
 def _chunk(

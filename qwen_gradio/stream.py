@@ -26,7 +26,7 @@ import ast
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     QueueFullError,
@@ -37,6 +37,9 @@ from .errors import (
     SpaceUnavailableError,
 )
 from .space import assistant_text
+
+if TYPE_CHECKING:
+    from .tokens import Usage
 
 __all__ = [
     "QueueStatus",
@@ -117,10 +120,12 @@ class TextDelta:
 @dataclass(frozen=True)
 class ReplyCompleted:
     """The Space finished the reply; ``text`` is all of it, ``space`` the Space that answered
-    (as the pool names it)."""
+    (as the pool names it), ``usage`` its token counts (``qwen_gradio.tokens``; None without
+    the tokenizer)."""
 
     text: str
     space: str = field(default="", compare=False)
+    usage: Usage | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from ._job import Job
 from .errors import StreamClosedError
 from .messages import Conversation
 from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .tokens import Usage
 
 __all__ = ["AsyncEvents", "AsyncStream", "Events", "Stream"]
 
@@ -78,6 +79,12 @@ class _Reply:
     def attempts(self) -> int:
         """How many times the reply was tried (more than 1 after a ``Retrying``)."""
         return self._job.attempts
+
+    @property
+    def usage(self) -> Usage | None:
+        """The reply's token counts once it is complete (None before, or without the
+        tokenizer: ``qwen_gradio.tokens``)."""
+        return self._job.usage
 
 
 class AsyncStream(_Reply):
@@ -201,6 +208,7 @@ class Stream(_Reply):
         self._status: QueueStatus | None = None
         self._completed = False
         self._rewrites = 0
+        self._usage: Usage | None = None
 
     @property
     def text(self) -> str:
@@ -221,6 +229,11 @@ class Stream(_Reply):
     def rewrites(self) -> int:
         """How often a delta handed out rewrote text handed out before (see qwen_gradio.stream)."""
         return self._rewrites
+
+    @property
+    def usage(self) -> Usage | None:
+        """The reply's token counts, once its end has been handed out."""
+        return self._usage
 
     def __iter__(self) -> Stream:
         return self
@@ -265,7 +278,7 @@ class Stream(_Reply):
         elif isinstance(item, QueueStatus):
             self._status = item
         elif isinstance(item, ReplyCompleted):
-            self._text, self._completed = item.text, True
+            self._text, self._completed, self._usage = item.text, True, item.usage
         return item  # type: ignore[return-value]
 
     def until_done(self) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,12 @@ from .messages import Conversation
 __all__ = [
     "MAX_INPUT_TOKENS",
     "TokenizerUnavailable",
+    "Usage",
     "check_fits",
     "count_conversation",
     "count_text",
     "tokenizer_available",
+    "usage_of",
 ]
 
 MAX_INPUT_TOKENS = 30_720  # Qwen2.5-Max's input limit (of a 32,768-token context)
@@ -45,6 +48,28 @@ TEMPLATE_TOKENS_PER_MESSAGE = 3  # <|im_start|>, <|im_end|>, the "\n" after it
 
 _lock = threading.Lock()
 _encoding: Any = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """A reply's token counts, OpenAI's ``usage``: the prompt as the model sees it (in Qwen's
+    chat template, the template's own tokens included) and the reply's text (the end-of-turn
+    token the model emits after it not included)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        """OpenAI's ``usage`` object."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
 
 
 class TokenizerUnavailable(RuntimeError):
@@ -85,6 +110,19 @@ def _load() -> Any:
                 name="qwen", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens=specials
             )
         return _encoding
+
+
+def tokenizer_loaded() -> bool:
+    """Whether the tokenizer is loaded already (counting then costs no load)."""
+    return _encoding is not None
+
+
+def usage_of(conversation: Conversation, reply: str) -> Usage | None:
+    """The token counts of ``reply`` to ``conversation``; None without the tokenizer."""
+    try:
+        return Usage(count_conversation(conversation), count_text(reply))
+    except TokenizerUnavailable:
+        return None
 
 
 def tokenizer_available() -> bool:
