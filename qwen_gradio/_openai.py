@@ -28,7 +28,10 @@ __all__ = [
     "ChatCompletionRequest",
     "api_error",
     "chat_request",
+    "check_model",
+    "json_body",
     "read_body",
+    "validation_error",
 ]
 
 MAX_BODY = 4 * 1024 * 1024  # bytes: far above a full context window of text, as JSON
@@ -181,12 +184,35 @@ def _message(errors: list[dict[str, Any]], param: str) -> str:
     return f"Invalid value for '{param}': {errors[0]['msg']}."
 
 
-def chat_request(body: bytes) -> ChatCompletionRequest:
-    """The validated request in ``body``, or ApiError (400, OpenAI's shape and param)."""
+def validation_error(invalid: ValidationError) -> ApiError:
+    """The 400 for a request the schema refused: the first field that failed, with each of its
+    errors (a union has one per member), the deepest first (in a list of messages, the message
+    that is wrong), in OpenAI's wording."""
+    errors = sorted(invalid.errors(include_url=False), key=lambda e: -len(e["loc"]))
+    param = _param(tuple(errors[0]["loc"]))
+    same = [dict(e) for e in errors if _param(tuple(e["loc"])) == param]
+    return ApiError(400, _message(same, param), param=param or None)
+
+
+def json_body(body: bytes) -> Any:
+    """The request body's JSON, or ApiError (400)."""
     try:
-        data = json.loads(body)
+        return json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "the request body is not valid JSON") from None
+
+
+def check_model(model: str) -> None:
+    """ApiError (404) for a model the provider does not serve."""
+    try:
+        Qwen_Qwen_2_5_Max.get_model(model)
+    except ModelNotSupportedError as error:
+        raise api_error(error) from None
+
+
+def chat_request(body: bytes) -> ChatCompletionRequest:
+    """The validated request in ``body``, or ApiError (400, OpenAI's shape and param)."""
+    data = json_body(body)
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
     for name in UNSUPPORTED:
@@ -195,14 +221,6 @@ def chat_request(body: bytes) -> ChatCompletionRequest:
     try:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as invalid:
-        # The first field that failed, with each of its errors (a union has one per member);
-        # the deepest first: in a list of messages, the message that is wrong.
-        errors = sorted(invalid.errors(include_url=False), key=lambda e: -len(e["loc"]))
-        param = _param(tuple(errors[0]["loc"]))
-        same = [dict(e) for e in errors if _param(tuple(e["loc"])) == param]
-        raise ApiError(400, _message(same, param), param=param or None) from None
-    try:
-        Qwen_Qwen_2_5_Max.get_model(request.model)
-    except ModelNotSupportedError as error:
-        raise api_error(error) from None
+        raise validation_error(invalid) from None
+    check_model(request.model)
     return request

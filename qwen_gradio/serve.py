@@ -2,6 +2,7 @@
 ``qwen_gradio.serve:app`` (``pip install 'qwen-gradio[serve]'``).
 
 - ``GET /v1/models``: the provider's model and its aliases; ``GET /health``: liveness.
+- ``POST /v1/responses``: OpenAI's Responses API, whole and streamed (``qwen_gradio._responses``).
 - ``POST /v1/chat/completions``: OpenAI's request, and exactly the shapes OpenAI clients parse:
   a ``chat.completion`` object, or with ``"stream": true`` an event stream of
   ``chat.completion.chunk`` objects (a first chunk with the role, one chunk per Space delta, a
@@ -23,9 +24,7 @@ are allowed. The server keeps no per-conversation state: run as many processes a
 
 from __future__ import annotations
 
-import asyncio
 import hmac
-import json
 import logging
 import os
 import time
@@ -36,22 +35,37 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._bridge import END, Pump, run_in_thread
-from ._openai import MAX_BODY, UNSUPPORTED, ApiError, api_error, chat_request, read_body
+from ._bridge import run_in_thread
+from ._http_replies import (
+    SHUTTING_DOWN,
+    SPACE_HEADER,
+    completion,
+    streamed,
+    streamed_response,
+    whole,
+)
+from ._openai import (
+    MAX_BODY,
+    UNSUPPORTED,
+    ApiError,
+    api_error,
+    chat_request,
+    check_model,
+    json_body,
+    read_body,
+)
+from ._responses import ResponseStore, ResponseWriter, input_messages, response_request
 from ._serving import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .client import QwenClient
 from .errors import QwenGradioError
 from .provider import Qwen_Qwen_2_5_Max
 from .settings import Settings
-from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
-from .streams import AsyncStream
 from .tokens import tokenizer_available
 
 __all__ = [
@@ -67,11 +81,8 @@ __all__ = [
 logger = logging.getLogger("qwen_gradio")
 
 API_KEY_ENV = "QWEN_GRADIO_API_KEY"
-#: The response header naming the Space of the pool that answered.
-SPACE_HEADER = "X-Qwen-Gradio-Space"
 KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
 MAX_REPLIES = 64  # replies at once, per process
-SHUTDOWN = object()  # put in a stream's queue when the grace period ends
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -157,15 +168,6 @@ class _Replies:
         return release
 
 
-SHUTTING_DOWN = ApiError(
-    503,
-    "this server is shutting down; try again (another server may answer)",
-    "server_error",
-    code="server_shutting_down",
-    headers={"Retry-After": "1", "Connection": "close"},
-)
-
-
 def create_app(
     settings: Settings | None = None,
     options: ServeOptions | None = None,
@@ -245,10 +247,15 @@ def create_app(
                 raise api_error(error) from None
             reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             if not chat.stream:
-                return await _whole(request, stream, reply_id, created, chat.model, drain)
+                return await whole(
+                    request,
+                    stream,
+                    drain,
+                    lambda text: completion(stream, reply_id, created, chat.model, text),
+                )
             handed_over = True  # the response releases it when its stream ends
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            return await _streamed(
+            return await streamed(
                 stream,
                 reply_id,
                 created,
@@ -258,6 +265,39 @@ def create_app(
                 release,
                 include_usage=include_usage,
             )
+        finally:
+            if not handed_over:
+                release()
+
+    store = ResponseStore()
+
+    async def responses(request: Request) -> Response:
+        if drain.draining:
+            raise SHUTTING_DOWN
+        release = replies.take()
+        handed_over = False
+        try:
+            asked = response_request(json_body(await read_body(request, options.max_body)))
+            check_model(asked.model)
+            messages = [*store.before(asked.previous_response_id), *input_messages(asked)]
+            try:
+                stream = client.astream(messages, system=asked.instructions, options=asked.options)
+            except QwenGradioError as error:
+                raise api_error(error) from None
+            writer = ResponseWriter(asked)
+
+            def remember(text: str) -> None:
+                if asked.store:
+                    store.keep(writer.id, [*messages, {"role": "assistant", "content": text}])
+
+            def completed(text: str) -> dict[str, Any]:
+                remember(text)
+                return writer.response("completed", text, stream.usage)
+
+            if not asked.stream:
+                return await whole(request, stream, drain, completed)
+            handed_over = True
+            return streamed_response(stream, writer, options.keepalive, drain, release, remember)
         finally:
             if not handed_over:
                 release()
@@ -275,6 +315,7 @@ def create_app(
         Route("/v1/models", guarded(models), methods=["GET"]),
         Route("/health", guarded(health), methods=["GET"]),
         Route("/v1/chat/completions", guarded(chat_completions), methods=["POST"]),
+        Route("/v1/responses", guarded(responses), methods=["POST"]),
     ]
     middleware = [Middleware(RequestLog)]
     if options.cors_origins:
@@ -290,194 +331,6 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.drain, app.state.client = drain, client
     return app
-
-
-async def _disconnected(request: Request) -> None:
-    """Return once the client has gone away."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _whole(
-    request: Request,
-    stream: AsyncStream,
-    reply_id: str,
-    created: int,
-    model: str,
-    drain: Drain,
-) -> Response:
-    reply = asyncio.ensure_future(stream.until_done())
-    gone = asyncio.ensure_future(_disconnected(request))
-    stopping = asyncio.ensure_future(drain.event().wait())
-    try:
-        await asyncio.wait({reply, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not reply.done():  # the client went away, or the server stops: cancel the job
-            reply.cancel()
-            await asyncio.gather(reply, return_exceptions=True)  # before the stream closes
-            if stopping.done():
-                return SHUTTING_DOWN.response(request.state.request_id)
-            return Response(status_code=499)
-        try:
-            text = reply.result()
-        except QwenGradioError as error:
-            return api_error(error).response(request.state.request_id)
-    finally:
-        for waiter in (gone, stopping):
-            waiter.cancel()
-        await asyncio.gather(gone, stopping, return_exceptions=True)
-        await stream.aclose()
-    message = {"role": "assistant", "content": text}
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
-    body = {
-        "id": reply_id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-    }
-    if stream.usage is not None:  # counted with Qwen's tokenizer (the serve extra brings it)
-        body["usage"] = stream.usage.as_dict()
-    return JSONResponse(body, headers={SPACE_HEADER: stream.space or ""})
-
-
-async def _streamed(
-    stream: AsyncStream,
-    reply_id: str,
-    created: int,
-    model: str,
-    keepalive: float,
-    drain: Drain,
-    release: Callable[[], None],
-    *,
-    include_usage: bool = False,
-) -> Response:
-    """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
-    headers go out, so that an error before the first token is an HTTP error. With
-    ``include_usage``, a last chunk before ``[DONE]`` carries the usage (``choices`` empty)."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    pump = Pump(stream.events(), queue.put_nowait)
-    running = asyncio.create_task(pump.run())
-    unlisten = drain.listen(lambda: queue.put_nowait(SHUTDOWN))
-
-    async def finish() -> None:
-        """Stop the pump (cancelling the job unless it is done) and free the reply's place:
-        when the stream ends, and after the response, even one whose stream never started."""
-        unlisten()
-        await _stop(running, stream)
-        release()
-
-    early: list[object] = []
-    try:
-        while True:
-            item = _checked(await asyncio.wait_for(queue.get(), keepalive))
-            early.append(item)
-            if not isinstance(item, (QueueStatus, Retrying)):  # still waiting for text
-                break
-    except TimeoutError:
-        pass  # still queued: start the stream, keep it alive
-    except BaseException:
-        await finish()
-        raise
-    if early and (isinstance(early[-1], QwenGradioError) or early[-1] is SHUTDOWN):
-        await finish()
-        error = early[-1]
-        return (SHUTTING_DOWN if error is SHUTDOWN else api_error(error)).response()  # type: ignore[arg-type]
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
-            pending = list(early)
-            while True:
-                if pending:
-                    item = pending.pop(0)
-                else:
-                    try:
-                        item = _checked(await asyncio.wait_for(queue.get(), keepalive))
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                if item is END:
-                    if include_usage:
-                        yield _usage_chunk(reply_id, created, model, stream)
-                    yield "data: [DONE]\n\n"
-                    return
-                if item is SHUTDOWN:
-                    body = SHUTTING_DOWN.body()
-                    body["error"]["partial_text"] = stream.text
-                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-                    yield "data: [DONE]\n\n"
-                    return
-                if isinstance(item, QwenGradioError):  # mid-stream: an event OpenAI SDKs raise on
-                    body = api_error(item).body()
-                    body["error"]["partial_text"] = item.partial_text
-                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-                    return
-                yield _event_line(item, reply_id, created, model)  # type: ignore[arg-type]
-        finally:
-            await finish()  # done, failed, or the client went away
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    if stream.space is not None:  # the Space of the pool answering (or being tried) now
-        headers[SPACE_HEADER] = stream.space
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers=headers,
-        background=BackgroundTask(finish),
-    )
-
-
-def _usage_chunk(reply_id: str, created: int, model: str, stream: AsyncStream) -> str:
-    """OpenAI's last chunk of a stream asked for ``include_usage``: no choices, the usage."""
-    body = {
-        "id": reply_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [],
-        "usage": stream.usage.as_dict() if stream.usage is not None else None,
-    }
-    return f"data: {json.dumps(body)}\n\n"
-
-
-def _chunk(
-    reply_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None
-) -> str:
-    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-    body = {
-        "id": reply_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "choices": [choice],
-    }
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-
-def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> str:
-    if isinstance(event, QueueStatus):
-        return f": {event.describe()}\n\n"
-    if isinstance(event, Retrying):
-        return f": {event.describe()}\n\n"
-    if isinstance(event, TextDelta):
-        return _chunk(reply_id, created, model, {"content": event.delta}, None)
-    assert isinstance(event, ReplyCompleted)
-    return _chunk(reply_id, created, model, {}, "stop")
-
-
-def _checked(item: object) -> object:
-    """A pumped item, with an exception that is not qwen_gradio's (a bug) logged and reported
-    as a server error rather than lost."""
-    if isinstance(item, Exception) and not isinstance(item, QwenGradioError):
-        logger.error("a reply failed", exc_info=item)
-        return QwenGradioError(f"internal error: {type(item).__name__}: {item}")
-    return item
-
-
-async def _stop(pump: asyncio.Task[None], stream: AsyncStream) -> None:
-    pump.cancel()
-    await asyncio.gather(pump, return_exceptions=True)
-    await stream.aclose()
 
 
 def __getattr__(name: str) -> Any:

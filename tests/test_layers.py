@@ -17,7 +17,8 @@ LAYERS = {
     4: {"_transports.gradio_client", "_bridge", "settings"},
     5: {"_member", "_job", "streams", "_cancels"},
     6: {"client"},
-    7: {"provider", "batch", "_openai", "_serving", "serve", "ui", "cli", "replica"},
+    7: {"provider", "batch", "_openai", "_responses", "_serving", "_http_replies", "serve"}
+    | {"ui", "cli", "replica"},
     8: {"gpt4free", "typing", "__init__", "__main__"},
 }
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}
