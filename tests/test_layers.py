@@ -18,7 +18,7 @@ LAYERS = {
     5: {"_member", "_job", "streams", "_cancels"},
     6: {"client"},
     7: {"provider", "batch", "_openai", "_responses", "_serving", "_http_replies", "serve"}
-    | {"ui", "cli", "replica"},
+    | {"ui", "cli", "replica", "llm_plugin"},
     8: {"gpt4free", "typing", "__init__", "__main__"},
 }
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}
