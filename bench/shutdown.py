@@ -100,24 +100,6 @@ def last_end(replica: Any, first: int, count: int) -> float:
     return max(replica.wait(run, timeout=60)["ended_at"] for run in range(first, first + count))
 
 
-async def open_streams(url: str, count: int) -> tuple[httpx.AsyncClient, list[Any]]:
-    """``count`` streams, each read to its first text: (its response, its line iterator), the
-    iterator kept (dropping it would close the stream)."""
-    http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count + 4))
-    body = {"model": "qwen-2.5-max", "messages": LONG, "stream": True}
-
-    async def one() -> tuple[httpx.Response, Any]:
-        request = http.build_request("POST", f"{url}/v1/chat/completions", json=body)
-        response = await http.send(request, stream=True)
-        lines = response.aiter_lines()
-        async for line in lines:
-            if '"content": "t0 "' in line:
-                return response, lines
-        raise RuntimeError("no text")
-
-    return http, list(await asyncio.gather(*(one() for _ in range(count))))
-
-
 class Serve:
     """``qwen-gradio serve`` in a subprocess, ready once it says so."""
 
@@ -140,13 +122,21 @@ class Serve:
         self.server.__exit__()
 
 
+def open_streams(url: str, count: int, prompt: str) -> Any:
+    """``count`` streams, each read to its first text (tests/helpers.py)."""
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers import open_streams as opened
+
+    return opened(url, count, prompt)
+
+
 def serve_drop(replica: Any, count: int) -> float:
     serve = Serve(replica.url)
     with serve:
         first = replica.next_run()
 
         async def drop() -> float:
-            http, opened = await open_streams(serve.url, count)
+            http, opened = await open_streams(serve.url, count, LONG)
             dropped = time.time()
             await asyncio.gather(*(response.aclose() for response, _ in opened))
             await http.aclose()
@@ -224,7 +214,7 @@ def sigterm(replica: Any, count: int, *, twice: bool) -> float:
         first = replica.next_run()
 
         async def stop() -> float:
-            http, opened = await open_streams(serve.url, count)
+            http, opened = await open_streams(serve.url, count, LONG)
             signalled = time.monotonic()
             server.process.send_signal(signal.SIGTERM)
             if twice:

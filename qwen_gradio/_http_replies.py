@@ -38,6 +38,7 @@ logger = logging.getLogger("qwen_gradio")
 #: The response header naming the Space of the pool that answered.
 SPACE_HEADER = "X-Qwen-Gradio-Space"
 SHUTDOWN = object()  # put in a stream's queue when the grace period ends
+KEEPALIVE = object()  # no event for a while: a comment line keeps the connection alive
 
 SHUTTING_DOWN = ApiError(
     503,
@@ -100,6 +101,39 @@ def completion(stream: AsyncStream, reply_id: str, created: int, model: str, tex
     return body
 
 
+class _Pumped:
+    """A reply's events pumped into a queue on the running loop (``Pump``), with a server
+    shutdown put in it too (``SHUTDOWN``); ``finish()`` stops the pump (cancelling the job
+    unless it is done) and frees the reply's place: when the stream ends, and after the
+    response, even one whose stream never started."""
+
+    def __init__(self, stream: AsyncStream, drain: Drain, release: Callable[[], None]) -> None:
+        self.stream, self.release = stream, release
+        self.queue: asyncio.Queue[object] = asyncio.Queue()
+        self.running = asyncio.create_task(Pump(stream.events(), self.queue.put_nowait).run())
+        self.unlisten = drain.listen(lambda: self.queue.put_nowait(SHUTDOWN))
+        self.pending: list[object] = []  # items read already, to hand out first
+
+    async def next_item(self, timeout: float) -> object:
+        """The next event, ``END``, an error or ``SHUTDOWN``; TimeoutError after ``timeout``."""
+        return _checked(await asyncio.wait_for(self.queue.get(), timeout))
+
+    async def next_or_keepalive(self, keepalive: float) -> object:
+        """What ``pending`` holds first, then the next item; ``KEEPALIVE`` after ``keepalive``
+        seconds without one."""
+        if self.pending:
+            return self.pending.pop(0)
+        try:
+            return await self.next_item(keepalive)
+        except TimeoutError:
+            return KEEPALIVE
+
+    async def finish(self) -> None:
+        self.unlisten()
+        await _stop(self.running, self.stream)
+        self.release()
+
+
 async def streamed(
     stream: AsyncStream,
     reply_id: str,
@@ -114,22 +148,12 @@ async def streamed(
     """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
     headers go out, so that an error before the first token is an HTTP error. With
     ``include_usage``, a last chunk before ``[DONE]`` carries the usage (``choices`` empty)."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    pump = Pump(stream.events(), queue.put_nowait)
-    running = asyncio.create_task(pump.run())
-    unlisten = drain.listen(lambda: queue.put_nowait(SHUTDOWN))
-
-    async def finish() -> None:
-        """Stop the pump (cancelling the job unless it is done) and free the reply's place:
-        when the stream ends, and after the response, even one whose stream never started."""
-        unlisten()
-        await _stop(running, stream)
-        release()
-
+    pumped = _Pumped(stream, drain, release)
+    finish, next_item = pumped.finish, pumped.next_item
     early: list[object] = []
     try:
         while True:
-            item = _checked(await asyncio.wait_for(queue.get(), keepalive))
+            item = await next_item(keepalive)
             early.append(item)
             if not isinstance(item, (QueueStatus, Retrying)):  # still waiting for text
                 break
@@ -146,16 +170,12 @@ async def streamed(
     async def events() -> AsyncIterator[str]:
         try:
             yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
-            pending = list(early)
+            pumped.pending = early
             while True:
-                if pending:
-                    item = pending.pop(0)
-                else:
-                    try:
-                        item = _checked(await asyncio.wait_for(queue.get(), keepalive))
-                    except TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
+                item = await pumped.next_or_keepalive(keepalive)
+                if item is KEEPALIVE:
+                    yield ": keep-alive\n\n"
+                    continue
                 if item is END:
                     if include_usage:
                         yield _usage_chunk(reply_id, created, model, stream)
@@ -197,15 +217,8 @@ def streamed_response(
 ) -> Response:
     """The Responses API's event stream for one reply (``qwen_gradio._responses``): its headers
     at once, errors as ``response.failed``, comment lines while the Space queues."""
-    queue: asyncio.Queue[object] = asyncio.Queue()
-    pump = Pump(stream.events(), queue.put_nowait)
-    running = asyncio.create_task(pump.run())
-    unlisten = drain.listen(lambda: queue.put_nowait(SHUTDOWN))
-
-    async def finish() -> None:
-        unlisten()
-        await _stop(running, stream)
-        release()
+    pumped = _Pumped(stream, drain, release)
+    finish = pumped.finish
 
     async def events() -> AsyncIterator[str]:
         try:
@@ -213,9 +226,8 @@ def streamed_response(
                 yield line
             started = False
             while True:
-                try:
-                    item = _checked(await asyncio.wait_for(queue.get(), keepalive))
-                except TimeoutError:
+                item = await pumped.next_or_keepalive(keepalive)
+                if item is KEEPALIVE:
                     yield ": keep-alive\n\n"
                     continue
                 if item is END:

@@ -346,3 +346,26 @@ def assert_stopped_early(run: dict[str, Any], total: int) -> None:
     """The replica's record of ``run``: cancelled ("stopped") before all ``total`` tokens."""
     assert run["outcome"] == "stopped", run
     assert run["tokens_sent"] < total, run
+
+
+async def open_streams(url: str, count: int, prompt: str) -> tuple[Any, list[Any]]:
+    """``count`` streamed chat requests to the server at ``url``, each read until its first
+    text ("t0 ", the replica's ``/long``): its client, and (response, line iterator) pairs,
+    the iterators kept (dropping one would close its stream)."""
+    import asyncio
+
+    import httpx
+
+    http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count + 4))
+    body = {"model": "qwen-2.5-max", "messages": prompt, "stream": True}
+
+    async def one() -> Any:
+        request = http.build_request("POST", f"{url}/v1/chat/completions", json=body)
+        response = await http.send(request, stream=True)
+        lines = response.aiter_lines()
+        async for line in lines:
+            if '"content": "t0 "' in line:
+                return response, lines
+        raise AssertionError("the stream ended before its first text")
+
+    return http, list(await asyncio.gather(*(one() for _ in range(count))))

@@ -41,6 +41,7 @@ def serve(space: str, tmp_path: Path, *extra: str) -> ServerProcess:
     env.pop("QWEN_GRADIO_API_KEY", None)
     server = ServerProcess([*command, *extra], env, str(tmp_path))
     server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+    server.port = port  # type: ignore[attr-defined]
     return server
 
 

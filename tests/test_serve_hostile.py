@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from .conftest import ROOT, Replica, start_replica
-from .helpers import ServerProcess, free_port
+from .helpers import free_port, open_streams
+from .test_serve import serve
 
 BODY_LIMIT = 1024 * 1024
 LONG = "/long 100000"  # a reply far longer than any test: it is always cut short
@@ -37,17 +38,6 @@ def wide() -> Iterator[Replica]:
     assert replica.process is not None
     replica.process.terminate()
     replica.process.wait(timeout=10)
-
-
-def serve(space: str, tmp_path: Path, *extra: str) -> ServerProcess:
-    port = free_port()
-    command = [sys.executable, "-m", "qwen_gradio", "serve", "--space", space, "--port", str(port)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("QWEN_GRADIO_API_KEY", None)
-    server = ServerProcess([*command, *extra], env, str(tmp_path))
-    server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
-    server.port = port  # type: ignore[attr-defined]
-    return server
 
 
 def rss_kb(pid: int) -> int:
@@ -121,24 +111,6 @@ def test_an_endless_chunked_body_is_cut_off_at_the_limit(wide: Replica, tmp_path
         assert sent < 50 * 1024 * 1024  # it stopped reading long before the end
         assert joins(wide) == jobs
         assert rss_kb(server.process.pid) - before < 20_000  # KB
-
-
-async def open_streams(url: str, count: int, prompt: str) -> list[Any]:
-    """``count`` streamed requests, each read until its first text; returned open."""
-    http = httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=count + 4))
-    body = {"model": "qwen-2.5-max", "messages": prompt, "stream": True}
-
-    async def one() -> Any:
-        request = http.build_request("POST", f"{url}/v1/chat/completions", json=body)
-        response = await http.send(request, stream=True)
-        lines = response.aiter_lines()
-        async for line in lines:
-            if '"content": "t0 "' in line:
-                return response, lines
-        raise AssertionError("the stream ended before its first text")
-
-    opened = await asyncio.gather(*(one() for _ in range(count)))
-    return [http, opened]
 
 
 def test_fifty_dropped_streams_are_all_stopped_on_the_space(wide: Replica, tmp_path: Path) -> None:
