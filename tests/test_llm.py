@@ -103,3 +103,26 @@ def test_the_docs_example(replica6: Replica, tmp_path: Path) -> None:
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == replica_reply("Hello") + "\n" + replica_reply("And again?") + "\n"
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_llm_s_openai_compatible_config_works_against_serve(
+    replica6: Replica, home: Path, tmp_path: Path, stream: bool
+) -> None:
+    """llm pointed at serve as an OpenAI-compatible model: --no-stream needed a usage object
+    (llm failed with "'NoneType' object has no attribute 'model_dump'" before there was one)."""
+    from .test_serve import serve
+
+    with serve(replica6.url, tmp_path, "--quiet") as running:
+        home.mkdir(parents=True, exist_ok=True)
+        config = (
+            f'- model_id: qwen-serve\n  model_name: qwen-2.5-max\n  api_base: "{running.url}/v1"\n'  # type: ignore[attr-defined]
+        )
+        (home / "extra-openai-models.yaml").write_text(config)
+        done = llm(
+            home, replica6.url, "-m", "qwen-serve", *([] if stream else ["--no-stream"]), "Hi"
+        )
+        logs = json.loads(llm(home, replica6.url, "logs", "-n", "1", "--json").stdout)
+    assert (done.returncode, done.stdout) == (0, replica_reply("Hi") + "\n"), done.stderr
+    if not stream:
+        assert logs[0]["output_tokens"] == count_text(replica_reply("Hi"))
