@@ -27,7 +27,7 @@ from .routing import choose, cooldown
 from .settings import Settings
 from .space import SpaceConnection, new_session_hash
 from .stream import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
-from .tokens import Usage, tokenizer_available, tokenizer_loaded, usage_of
+from .tokens import Usage, preload, tokenizer_available, tokenizer_loaded, usage_of
 
 __all__ = ["Job"]
 
@@ -160,6 +160,7 @@ class Job:
         loop = asyncio.get_running_loop()
         started = loop.time()
         settings = self.pool.settings
+        preload()  # the usage's tokenizer, while the Space answers
         member, wait = self._choose(time.monotonic())
         if wait > settings.max_wait:  # all cool down for long: ask again (they may say why)
             wait = 0.0
@@ -252,8 +253,8 @@ class Job:
             )
 
     async def _usage(self, text: str) -> Usage | None:
-        """The reply's token counts (the tokenizer loaded on a thread the first time: 0.5 s
-        that the event loop does not wait out)."""
+        """The reply's token counts (the tokenizer's load, begun with the reply by
+        ``preload()``, waited for on a thread: the event loop never waits it out)."""
         if not tokenizer_loaded():
             await run_in_thread(tokenizer_available, name="qwen_gradio-tokenizer")
         return usage_of(self.conversation, text)

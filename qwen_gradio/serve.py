@@ -24,6 +24,7 @@ are allowed. The server keeps no per-conversation state: run as many processes a
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import logging
 import os
@@ -182,9 +183,9 @@ def create_app(
     flight; ``app.state.client`` is the ``QwenClient``."""
     options = options or ServeOptions()
     if api_key is not None:
-        options = ServeOptions(**{**options.__dict__, "api_key": api_key})
+        options = dataclasses.replace(options, api_key=api_key)
     if keepalive is not None:
-        options = ServeOptions(**{**options.__dict__, "keepalive": keepalive})
+        options = dataclasses.replace(options, keepalive=keepalive)
     client = QwenClient(settings=settings or Settings.build())
     key = options.api_key if options.api_key is not None else os.environ.get(API_KEY_ENV) or None
     expected = f"Bearer {key}".encode() if key else None

@@ -117,6 +117,22 @@ def tokenizer_loaded() -> bool:
     return _encoding is not None
 
 
+_preloading: threading.Thread | None = None
+
+
+def preload() -> None:
+    """Start loading the tokenizer on a thread of its own, once per process (0.5 s), so that a
+    reply's usage does not wait for it; nothing if it is loaded or cannot be."""
+    global _preloading
+    with _lock:
+        if _encoding is not None or _preloading is not None:
+            return
+        _preloading = threading.Thread(
+            target=tokenizer_available, name="qwen_gradio-tokenizer", daemon=True
+        )
+    _preloading.start()
+
+
 def usage_of(conversation: Conversation, reply: str) -> Usage | None:
     """The token counts of ``reply`` to ``conversation``; None without the tokenizer."""
     try:
