@@ -8,6 +8,9 @@ seed's two requests made by hand with httpx (the floor of qwen_gradio's stack), 
 gradio_client (``Client`` + ``submit``);
 then qwen_gradio again against the Qwen2.5 demo's layout (a model-size option, whose name only
 the API info gives: a second request that the cache saves).
+Then the first reply of a fresh process against a later one of the same process: the latency of
+each delta (40 deltas 5 ms apart, a gradio 6 replica, sync ``stream()``), which work done on the
+first reply only (loading a tokenizer, say) would raise. Run it with every extra installed.
 Each run is a fresh interpreter; its clock starts after the package's import (qwen_gradio
 imports gradio_client only when it needs it, so that counts). The kinds alternate, run after
 run; the table has the median and the spread of ``--runs`` runs::
@@ -44,6 +47,26 @@ KINDS = (
     "qwen_gradio, Qwen2.5 layout, never seen",
     "qwen_gradio, Qwen2.5 layout, seen before",
 )
+
+
+STAMPS = 40  # deltas of the first-reply latency run
+
+
+def first_reply_worker(url: str) -> dict[str, list[float]]:
+    """Each delta's latency (ms, from the Space's emit), in this fresh process's first reply
+    and in the one after it."""
+    from qwen_gradio import QwenClient
+
+    def latencies(client: QwenClient) -> list[float]:
+        seen: list[float] = []
+        with client.stream(f"/stamp {STAMPS}") as stream:
+            for delta in stream:
+                now = time.time_ns()
+                seen.extend((now - int(token)) / 1e6 for token in delta.split())
+        return seen
+
+    with QwenClient(url, cache=False) as client:
+        return {"first": latencies(client), "later": latencies(client)}
 
 
 def worker(kind: str, url: str) -> float:
@@ -166,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker == "first reply":
+        print(json.dumps(first_reply_worker(args.url)))
+        return 0
     if args.worker:
         print(json.dumps({"seconds": worker(args.worker, args.url)}))
         return 0
@@ -179,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     python = g5 if generation == "5" and g5 else sys.executable
     replica = start_replica(python, "bench-cold", delay=0.005)
     sized = start_replica(python, "bench-cold-sized", delay=0.005, variant="qwen2.5")
+    near = start_replica(sys.executable, "bench-first-reply", delay=0.005)  # gradio 6
     results: dict[str, list[float | str]] = {kind: [] for kind in KINDS}
     scratch = Path(tempfile.mkdtemp(prefix="qwen-gradio-cold-"))
     try:
@@ -194,9 +221,11 @@ def main(argv: list[str] | None = None) -> int:
                         run_worker(kind, url, cache)
                     print(f"run {run + 1}: {kind}…", file=sys.stderr, flush=True)
                     results[kind].append(run_worker(kind, url, cache))
+        print("first reply vs a later one…", file=sys.stderr, flush=True)
+        firsts = [first_reply(near.url) for _ in range(runs)]
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        for server in (replica, sized):
+        for server in (replica, sized, near):
             assert server.process is not None
             server.process.terminate()
             server.process.wait(timeout=10)
@@ -229,11 +258,65 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|---|---|",
             *rows,
             "",
+            "## The first reply of a process against a later one",
+            "",
+            f"- replica: gradio {near.gradio_version}, {STAMPS} deltas 5 ms apart, sync"
+            f" `stream()`; {runs} fresh processes, each a first reply then a second;"
+            f" {extras()}",
+            "",
+            "| reply | delta latency p50, median of the runs (ms) | p95 (ms) | p95 range (ms) |",
+            "|---|---|---|---|",
+            *first_reply_rows(firsts),
+            "",
         ]
     )
     print(text)
     args.output.write_text(text)
     return 0
+
+
+def first_reply(url: str) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GRADIO_ANALYTICS_ENABLED": "False"}
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "cold.py"), "--worker", "first reply", "--url", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def first_reply_rows(runs: list[dict[str, list[float]]]) -> list[str]:
+    rows = []
+    for reply in ("first", "later"):
+        p50s = [statistics.median(run[reply]) for run in runs]
+        p95s = [_percentile(run[reply], 0.95) for run in runs]
+        rows.append(
+            f"| {'first of the process' if reply == 'first' else 'the next one'}"
+            f" | {statistics.median(p50s):.1f} | {statistics.median(p95s):.1f}"
+            f" | {min(p95s):.1f}–{max(p95s):.1f} |"
+        )
+    return rows
+
+
+def extras() -> str:
+    """Which of the extras that touch a reply's path are installed here."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("dashscope", "tiktoken", "starlette", "gradio", "llm"):
+        try:
+            found.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            pass
+    return "installed: " + (", ".join(found) or "no extra")
 
 
 def _median(values: list[Any]) -> float | None:

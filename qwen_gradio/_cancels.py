@@ -47,11 +47,12 @@ class Canceller:
         )
 
     def send(
-        self, conn: SpaceConnection, session_hash: str, event_id: str
+        self, conn: SpaceConnection, session_hash: str, event_id: str, *, started: bool = True
     ) -> concurrent.futures.Future[None]:
-        """Ask ``conn``'s Space to stop the job; returns at once (the future settles once the
-        request is answered, failed or timed out: never with an error)."""
-        future = self._runner.submit(self._cancel(conn, session_hash, event_id))
+        """Ask ``conn``'s Space to stop the job (``started``: seen to start; see ``cancel_job``);
+        returns at once (the future settles once the requests are answered, failed or timed
+        out: never with an error)."""
+        future = self._runner.submit(self._cancel(conn, session_hash, event_id, started))
         with self._lock:
             self._pending.add(future)
         future.add_done_callback(self._settled)
@@ -61,13 +62,14 @@ class Canceller:
         with self._lock:
             self._pending.discard(future)
 
-    async def _cancel(self, conn: SpaceConnection, session_hash: str, event_id: str) -> None:
+    async def _cancel(
+        self, conn: SpaceConnection, session_hash: str, event_id: str, started: bool
+    ) -> None:
         try:
             http = self._pool(conn)
             timeout = httpx.Timeout(CANCEL_TIMEOUT)
-            await asyncio.wait_for(
-                cancel_job(http, conn, session_hash, event_id, timeout), CANCEL_TIMEOUT
-            )
+            cancelling = cancel_job(http, conn, session_hash, event_id, timeout, started=started)
+            await asyncio.wait_for(cancelling, CANCEL_TIMEOUT)
         except Exception as exc:  # best effort, like cancel_job itself
             logger.debug("cancelling %s on %s: %r", event_id, conn.url, exc)
 

@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from ._bridge import run_in_thread
 from ._member import Member
 from ._transports import Submission, Transport
 from .errors import (
@@ -27,7 +26,7 @@ from .routing import choose, cooldown
 from .settings import Settings
 from .space import SpaceConnection, new_session_hash
 from .stream import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
-from .tokens import Usage, preload, tokenizer_available, tokenizer_loaded, usage_of
+from .tokens import Usage, usage_of
 
 __all__ = ["Job"]
 
@@ -50,8 +49,10 @@ class Pool(Protocol):
     def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]: ...
 
     def _cancel_in_background(
-        self, conn: SpaceConnection, session_hash: str, event_id: str
+        self, conn: SpaceConnection, session_hash: str, event_id: str, *, started: bool
     ) -> object: ...
+
+    def _cancel_once_joined(self, join: asyncio.Future[str]) -> None: ...
 
 
 class Stale(Exception):
@@ -89,15 +90,18 @@ class Job:
         self.cancel_started = True
         conn, submission = self.submitted
         send, session_hash = self.pool._cancel_in_background, submission.session_hash
+        status = self.state.status
+        started = bool(self.state.text) or (status is not None and status.started)
 
         def cancel(join: asyncio.Future[str]) -> None:
             if not join.cancelled() and join.exception() is None:
-                send(conn, session_hash, join.result())
+                send(conn, session_hash, join.result(), started=started)
 
         if submission.join.done():
             cancel(submission.join)
         else:  # the job is still joining the queue: cancel it once it has an id
             submission.join.add_done_callback(cancel)
+            self.pool._cancel_once_joined(submission.join)  # closing waits for it
 
     def deadline(self, started: float, last_text: float | None) -> Deadline:
         """The next limit that applies while waiting for the reply's text, and its kind."""
@@ -160,7 +164,6 @@ class Job:
         loop = asyncio.get_running_loop()
         started = loop.time()
         settings = self.pool.settings
-        preload()  # the usage's tokenizer, while the Space answers
         member, wait = self._choose(time.monotonic())
         if wait > settings.max_wait:  # all cool down for long: ask again (they may say why)
             wait = 0.0
@@ -238,7 +241,7 @@ class Job:
                 elif isinstance(event, QueueStatus) and not event.started:
                     member.health.queue_wait = event.eta
                 elif isinstance(event, ReplyCompleted):
-                    usage = await self._usage(event.text)
+                    usage = usage_of(self.conversation, event.text)  # counted when read
                     event = ReplyCompleted(event.text, member.name, usage)
                     self.usage = usage
                 yield event
@@ -251,13 +254,6 @@ class Job:
                 "the Space ended the stream before the reply was complete",
                 partial_text=state.text,
             )
-
-    async def _usage(self, text: str) -> Usage | None:
-        """The reply's token counts (the tokenizer's load, begun with the reply by
-        ``preload()``, waited for on a thread: the event loop never waits it out)."""
-        if not tokenizer_loaded():
-            await run_in_thread(tokenizer_available, name="qwen_gradio-tokenizer")
-        return usage_of(self.conversation, text)
 
     async def _first_message(
         self, member: Member, transport: Transport, connect_limit: Deadline, started: float

@@ -8,7 +8,9 @@ Output is JSON Lines too, one line per prompt, written whole and flushed as soon
 completes, so the lines come in completion order; ``index`` is the input line number::
 
     {"id": 7, "index": 7, "text": "...", "error": null, "space": "Qwen/Qwen2.5-Max-Demo",
-     "attempts": 1, "queue_seconds": 0.4, "generation_seconds": 3.2}
+     "attempts": 1, "usage": null, "queue_seconds": 0.4, "generation_seconds": 3.2}
+
+``usage`` holds the token counts when asked for (``usage=True``, ``--usage``), else null.
 
 A failed prompt has ``"error": {"type": "SpaceError", "message": "..."}`` and ``text`` holds what
 arrived before the error. Rerunning with the same output file appends: ids already answered
@@ -31,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from ._bridge import run_in_thread
 from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
@@ -38,6 +41,7 @@ from .errors import (
 )
 from .messages import Prompt, to_conversation
 from .stream import QueueStatus, Retrying, TextDelta
+from .tokens import load_tokenizer
 
 __all__ = [
     "BatchInputError",
@@ -244,9 +248,11 @@ async def run_batch(
     options: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
     summary: Summary | None = None,
+    usage: bool = False,
 ) -> Summary:
     """Answer ``items`` (skipping those ``output`` already answers), appending a line to
-    ``output`` as each completes; at most ``concurrency`` jobs at once. Cancelling the task
+    ``output`` as each completes; at most ``concurrency`` jobs at once; with ``usage``, each
+    line's token counts (the tokenizer is loaded first, on a thread). Cancelling the task
     (Ctrl-C under ``asyncio.run``) cancels the jobs in flight on the Space, marks ``summary``
     (fill your own to read it then) interrupted and re-raises; every line written stays whole."""
     answered = answered_ids(output)
@@ -256,6 +262,8 @@ async def run_batch(
     progress = progress or Progress(len(todo))
     slots = asyncio.Semaphore(concurrency)
     started = time.monotonic()
+    if usage:  # loaded before any reply: no reply's deltas wait for it
+        await run_in_thread(load_tokenizer, name="qwen_gradio-tokenizer")
 
     async def answer(item: BatchItem, out: TextIO) -> None:
         async with slots:
@@ -286,7 +294,7 @@ async def run_batch(
                 error,
                 space=stream.space,
                 attempts=stream.attempts,
-                usage=stream.usage.as_dict() if stream.usage is not None else None,
+                usage=stream.usage.as_dict() if usage and stream.usage is not None else None,
                 queue_seconds=round(generating - begun, 3),
                 generation_seconds=round(ended - generating, 3),
             )

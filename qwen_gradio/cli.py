@@ -446,12 +446,18 @@ def chat(prompt: str | None, system: str | None, settings: Settings, as_json: bo
     help="Jobs at once (a public Space runs a few at a time; more just wait in its queue).",
 )
 @click.option("--system", default=None, help="System prompt for every prompt.")
+@click.option(
+    "--usage",
+    is_flag=True,
+    help="Count each reply's tokens with Qwen's tokenizer (the tokens extra) into its line.",
+)
 @client_options(short_option=False)  # -o is the output here
 def batch(
     input_file: TextIO,
     output: Path,
     concurrency: int,
     system: str | None,
+    usage: bool,
     settings: Settings,
 ) -> None:
     """Answer every prompt of INPUT.jsonl into --output, resumably.
@@ -459,8 +465,8 @@ def batch(
     Each input line is a JSON string (a prompt) or an object with "messages" (OpenAI style) or
     "prompt", and an optional "id" (default: the line number). Each output line, written as its
     reply completes, holds the id, the input line number ("index"), the text, the error if it
-    failed, the Space that answered, the attempts, the token counts ("usage": Qwen's tokenizer,
-    when installed), and the queue and generation seconds. A
+    failed, the Space that answered, the attempts, the token counts ("usage", with --usage and
+    Qwen's tokenizer installed; else null), and the queue and generation seconds. A
     prompt is tried again (--attempts) as any reply is, before its first token. Rerun with the
     same --output to resume: answered ids are skipped, failed ones tried again. Progress goes to
     stderr.
@@ -488,6 +494,7 @@ def batch(
                 concurrency=concurrency,
                 system=system,
                 summary=summary,
+                usage=usage,
             )
 
     try:

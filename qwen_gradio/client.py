@@ -17,7 +17,7 @@ from typing import Any
 
 from ._bridge import LoopThread, run_in_thread
 from ._cache import SpaceCache
-from ._cancels import Canceller
+from ._cancels import CANCEL_TIMEOUT, Canceller
 from ._job import Job
 from ._member import Member
 from ._transports import Transport
@@ -121,6 +121,7 @@ class QwenClient:
         self._members = tuple(Member(space, settings, known) for space in settings.spaces)
         self._runner = LoopThread()
         self._canceller = Canceller(settings.proxy)
+        self._joining: set[asyncio.Future[str]] = set()  # of abandoned jobs, on any loop
         self._closed = False
         self._finalizer = weakref.finalize(self, self._runner.stop)
 
@@ -288,13 +289,27 @@ class QwenClient:
         return Job(conversation, {**self.options, **checked_options(options)}, pool=self)
 
     def _cancel_in_background(
-        self, conn: SpaceConnection, session_hash: str, event_id: str
+        self, conn: SpaceConnection, session_hash: str, event_id: str, *, started: bool
     ) -> concurrent.futures.Future[None]:
         """Ask the Space to stop a job, in the background (``qwen_gradio._cancels``): closing a
         stream never waits on the network. A job submitted through gradio_client is cancelled
         the same way, not with ``Job.cancel()``, whose second request (``/reset``) goes around
         the proxy; its threads end when the Space reports the job stopped."""
-        return self._canceller.send(conn, session_hash, event_id)
+        return self._canceller.send(conn, session_hash, event_id, started=started)
+
+    def _cancel_once_joined(self, join: asyncio.Future[str]) -> None:
+        """An abandoned job is still joining the queue (its cancel goes once it has an id):
+        closing the loop's pool waits for the join, or the Space would keep a job that nobody
+        cancels."""
+        self._joining.add(join)
+        join.add_done_callback(self._joining.discard)
+
+    async def _settle_joins(self) -> None:
+        """Wait (within ``CANCEL_TIMEOUT``) for the joins of abandoned jobs on this loop."""
+        loop = asyncio.get_running_loop()
+        joining = [f for f in list(self._joining) if f.get_loop() is loop]
+        if joining:
+            await asyncio.wait(joining, timeout=CANCEL_TIMEOUT)
 
     def _join_cancels(self) -> None:
         """Wait for the cancellations in flight (each ends within ``CANCEL_TIMEOUT``)."""
@@ -303,7 +318,8 @@ class QwenClient:
     # -- closing ----------------------------------------------------------------------------
 
     async def _close_pools(self) -> None:
-        """Close the running loop's connection pools."""
+        """Close the running loop's connection pools, once its abandoned jobs have joined."""
+        await self._settle_joins()
         for member in self._members:
             await member.close_pool()
 

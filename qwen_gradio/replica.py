@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -47,7 +48,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -249,7 +250,7 @@ def build_demo(  # type: ignore[no-untyped-def]
 
     async def chat(
         query: str | None, history: Any, system: str, options: dict[str, Any]
-    ) -> AsyncIterator[tuple[str, Any, str]]:
+    ) -> AsyncGenerator[tuple[str, Any, str], None]:
         # An async generator, so that a cancelled job stops at its next await at once (a sync
         # generator blocked in a worker thread cannot be closed by gradio's /cancel).
         query = query or ""
@@ -281,17 +282,22 @@ def build_demo(  # type: ignore[no-untyped-def]
             run.ended_at = time.time()
             run.ended.set()
 
+    # Each closes ``chat`` when it is closed itself (gradio 6 closes the iterator of a run whose
+    # client went away): else ``chat`` would stay suspended, its run "running", until collected.
     async def model_chat(
         query: str | None, history: Any, system: str
     ) -> AsyncIterator[tuple[str, Any, str]]:
-        async for outputs in chat(query, history, system, {}):
-            yield outputs
+        async with contextlib.aclosing(chat(query, history, system, {})) as replies:
+            async for outputs in replies:
+                yield outputs
 
     async def model_chat_sized(  # the Qwen2.5 demo's: one more input
         query: str | None, history: Any, system: str, model_size: str
     ) -> AsyncIterator[tuple[str, Any, str]]:
-        async for outputs in chat(query, history, system, {"model_size": model_size}):
-            yield outputs
+        options = {"model_size": model_size}
+        async with contextlib.aclosing(chat(query, history, system, options)) as replies:
+            async for outputs in replies:
+                yield outputs
 
     def clear_session() -> tuple[str, list[Any]]:
         return "", []

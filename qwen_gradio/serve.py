@@ -67,7 +67,7 @@ from .client import QwenClient
 from .errors import QwenGradioError
 from .provider import Qwen_Qwen_2_5_Max
 from .settings import Settings
-from .tokens import tokenizer_available
+from .tokens import load_tokenizer
 
 __all__ = [
     "API_KEY_ENV",
@@ -306,8 +306,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         drain.event()  # made on the server's loop
-        if client.settings.max_input_tokens:  # load the tokenizer (0.5 s) before a request does
-            await run_in_thread(tokenizer_available, name="qwen_gradio-tokenizer")
+        # the tokenizer (0.5 s) before any request: every reply's usage is counted
+        await run_in_thread(load_tokenizer, name="qwen_gradio-tokenizer")
         yield
         drain.stop()
         await client.aclose()

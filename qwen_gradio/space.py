@@ -214,6 +214,12 @@ class ChatEndpoint:
         major = self.gradio_version.split(".")[0]
         return int(major) if major.isdigit() else 0
 
+    @property
+    def cancel_keeps_waiting_jobs(self) -> bool:
+        """Whether the Space's ``/cancel`` leaves a job that still waits in its queue there (to
+        run later): gradio before 6 does (gradio-app/gradio#13333, in gradio 6 from 2026-05)."""
+        return self.gradio_major < 6
+
     def option_values(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Every option's value, by name: those given (by name or label, checked), else the
         Space's defaults. Raises InvalidOptionError for an unknown option or a wrong value."""

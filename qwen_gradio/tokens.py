@@ -16,9 +16,9 @@ fewer UTF-8 bytes than the limit always fits (a token is at least one byte) and 
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,8 @@ __all__ = [
     "check_fits",
     "count_conversation",
     "count_text",
-    "tokenizer_available",
+    "load_tokenizer",
+    "tokenizer_installed",
     "usage_of",
 ]
 
@@ -50,14 +51,43 @@ _lock = threading.Lock()
 _encoding: Any = None
 
 
-@dataclass(frozen=True)
 class Usage:
     """A reply's token counts, OpenAI's ``usage``: the prompt as the model sees it (in Qwen's
     chat template, the template's own tokens included) and the reply's text (the end-of-turn
-    token the model emits after it not included)."""
+    token the model emits after it not included).
 
-    prompt_tokens: int
-    completion_tokens: int
+    A reply's usage is counted when it is first read, not before: a process that never reads
+    one never loads the tokenizer (the first count loads it, ~0.5 s once per process; a server
+    calls ``load_tokenizer()`` at startup instead)."""
+
+    __slots__ = ("_counts", "_source")
+
+    def __init__(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self._counts: tuple[int, int] | None = (prompt_tokens, completion_tokens)
+        self._source: tuple[Conversation, str] | None = None
+
+    @classmethod
+    def of(cls, conversation: Conversation, reply: str) -> Usage:
+        """The usage of ``reply`` to ``conversation``, counted when first read."""
+        usage = cls(0, 0)
+        usage._counts, usage._source = None, (conversation, reply)
+        return usage
+
+    def _counted(self) -> tuple[int, int]:
+        if self._counts is None:
+            assert self._source is not None
+            conversation, reply = self._source
+            self._counts = (count_conversation(conversation), count_text(reply))
+            self._source = None
+        return self._counts
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self._counted()[0]
+
+    @property
+    def completion_tokens(self) -> int:
+        return self._counted()[1]
 
     @property
     def total_tokens(self) -> int:
@@ -70,6 +100,19 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Usage):
+            return NotImplemented
+        return self._counted() == other._counted()
+
+    def __hash__(self) -> int:
+        return hash(self._counted())
+
+    def __repr__(self) -> str:
+        if self._counts is None:
+            return "Usage(<counted when read>)"
+        return f"Usage(prompt_tokens={self._counts[0]}, completion_tokens={self._counts[1]})"
 
 
 class TokenizerUnavailable(RuntimeError):
@@ -112,37 +155,25 @@ def _load() -> Any:
         return _encoding
 
 
-def tokenizer_loaded() -> bool:
-    """Whether the tokenizer is loaded already (counting then costs no load)."""
-    return _encoding is not None
-
-
-_preloading: threading.Thread | None = None
-
-
-def preload() -> None:
-    """Start loading the tokenizer on a thread of its own, once per process (0.5 s), so that a
-    reply's usage does not wait for it; nothing if it is loaded or cannot be."""
-    global _preloading
-    with _lock:
-        if _encoding is not None or _preloading is not None:
-            return
-        _preloading = threading.Thread(
-            target=tokenizer_available, name="qwen_gradio-tokenizer", daemon=True
-        )
-    _preloading.start()
-
-
 def usage_of(conversation: Conversation, reply: str) -> Usage | None:
-    """The token counts of ``reply`` to ``conversation``; None without the tokenizer."""
+    """The token counts of ``reply`` to ``conversation``, counted when first read; None
+    without the tokenizer."""
+    return Usage.of(conversation, reply) if tokenizer_installed() else None
+
+
+@functools.cache
+def tokenizer_installed() -> bool:
+    """Whether Qwen's tokenizer is installed (asked of the import system: nothing is loaded)."""
     try:
-        return Usage(count_conversation(conversation), count_text(reply))
+        vocabulary_path()
     except TokenizerUnavailable:
-        return None
+        return False
+    return importlib.util.find_spec("tiktoken") is not None
 
 
-def tokenizer_available() -> bool:
-    """Whether Qwen's tokenizer can be loaded here."""
+def load_tokenizer() -> bool:
+    """Load Qwen's tokenizer now (~0.5 s, once per process), so that no count waits for it;
+    whether it could be loaded here."""
     try:
         _load()
     except TokenizerUnavailable:

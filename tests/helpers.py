@@ -133,7 +133,7 @@ class FrontEnd(http.server.ThreadingHTTPServer):
         self.server_close()
 
 
-Rule = Callable[[str, str], str]  # (method, path) -> forward|stall|cut|rewrite|429|queue_full
+Rule = Callable[[str, str], str]  # (method, path) -> forward|hold|stall|cut|rewrite|429|queue_full
 
 
 class _FaultHandler(socketserver.BaseRequestHandler):
@@ -162,8 +162,12 @@ class _FaultHandler(socketserver.BaseRequestHandler):
                 return
             body += chunk
         action = self.server.rule(method, path)
-        self.server.seen.append((method, path, action))
-        self.server.bodies.append((path, body))
+        with self.server.arrived:
+            self.server.seen.append((method, path, action))
+            self.server.bodies.append((path, body))
+            self.server.arrived.notify_all()
+        if action == "hold":  # forwarded only once the test opens the gate
+            self.server.gate.wait(timeout=30)
         if self.server.delay:  # a far-away Space: every request waits before it is forwarded
             self.server.stop.wait(self.server.delay)
         if action == "stall":  # take the request, never answer, until the test ends
@@ -200,6 +204,9 @@ class _FaultHandler(socketserver.BaseRequestHandler):
                 lines.append(b"content-length: %d" % len(content))
                 client.sendall(b"\r\n".join(lines) + b"\r\n\r\n" + content)
                 return
+            # A client that hangs up is passed on at once, as a real front end does (else the
+            # Space would learn it only when it next sends something).
+            threading.Thread(target=_close_when_gone, args=(client, upstream), daemon=True).start()
             while data := upstream.recv(65536):
                 if budget is not None and sent + len(data) >= budget:
                     client.sendall(data[: budget - sent])
@@ -216,11 +223,24 @@ class _FaultHandler(socketserver.BaseRequestHandler):
                 pass
 
 
+def _close_when_gone(client: socket.socket, upstream: socket.socket) -> None:
+    """Shut ``upstream`` once ``client`` has hung up (it sends nothing after its request)."""
+    try:
+        client.recv(1)
+    except OSError:
+        pass
+    try:
+        upstream.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
 class FaultyFrontEnd(socketserver.ThreadingTCPServer):
-    """A front end on loopback before a real Space: each request is forwarded, taken and never
-    answered ("stall": a stuck load balancer), forwarded and cut after ``cut_after`` bytes of
-    its response ("cut": a dropped connection), or forwarded with its response body passed through
-    ``rewrite(path, body)`` ("rewrite"), as ``rule(method, path)`` says. With ``delay``, every
+    """A front end on loopback before a real Space: each request is forwarded, held until the
+    test opens ``gate`` ("hold"), taken and never answered ("stall": a stuck load balancer),
+    forwarded and cut after ``cut_after`` bytes of its response ("cut": a dropped connection),
+    or forwarded with its response body passed through ``rewrite(path, body)`` ("rewrite"), as
+    ``rule(method, path)`` says. With ``delay``, every
     request is held that many seconds before anything else (a Space far away)."""
 
     daemon_threads = True
@@ -244,11 +264,24 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
         self.seen: list[tuple[str, str, str]] = []
         self.bodies: list[tuple[str, bytes]] = []  # (path, request body), as they came
         self.stop = threading.Event()
+        self.gate = threading.Event()  # opens the requests held by "hold"
+        self.arrived = threading.Condition()  # notified as each request arrives
         self._thread = threading.Thread(target=self.serve_forever, daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def wait_for_request(self, suffix: str, count: int = 1, timeout: float = 30) -> None:
+        """Block until ``count`` requests whose path ends with ``suffix`` have arrived, or
+        fail."""
+
+        def arrived() -> bool:
+            return sum(p.split("?")[0].endswith(suffix) for _, p, _ in self.seen) >= count
+
+        with self.arrived:
+            found = self.arrived.wait_for(arrived, timeout)
+        assert found, f"no {count} requests for {suffix} came: {self.seen}"
 
     def __enter__(self) -> FaultyFrontEnd:
         self._thread.start()
@@ -256,6 +289,7 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
 
     def __exit__(self, *exc: object) -> None:
         self.stop.set()
+        self.gate.set()
         self.shutdown()
         self.server_close()
 

@@ -64,6 +64,9 @@ def test_the_batch_benchmark_smoke_run(tmp_path: Path) -> None:
 def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
     _, rows = smoke_run("cold.py", tmp_path / "RESULTS-cold.md")
     rows.pop("client")
+    rows.pop("reply")
+    for reply in ("first of the process", "the next one"):  # each delta's latency
+        assert re.match(r"\| [^|]+ \| \d+\.\d \| \d+\.\d \|", rows.pop(reply)), reply
     assert set(rows) == set(KINDS)
     for kind, line in rows.items():
         if not kind.startswith("seed"):  # measured when .venv-seed exists

@@ -200,6 +200,6 @@ def test_a_failed_cancellation_is_logged_not_printed(
     with QwenClient(replica6.url) as client:
         gone = dataclasses.replace(client.connect(), url="http://127.0.0.1:9/")  # nothing there
         with caplog.at_level(logging.DEBUG, logger="qwen_gradio"):
-            client._cancel_in_background(gone, "s" * 12, "e1").result()
+            client._cancel_in_background(gone, "s" * 12, "e1", started=True).result()
     assert any("cancelling e1" in r.getMessage() for r in caplog.records), caplog.records
     assert capfd.readouterr() == ("", "")

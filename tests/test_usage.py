@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,14 +98,16 @@ def test_a_stream_ends_with_a_usage_chunk_exactly_when_asked(
     )
 
 
-def test_batch_lines_carry_the_usage(replica6: Replica, tmp_path: Path) -> None:
+def test_batch_lines_carry_the_usage_when_asked(replica6: Replica, tmp_path: Path) -> None:
     prompts = tmp_path / "in.jsonl"
     prompts.write_text('"Hello there"\n')
-    out = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(
-        main, ["batch", str(prompts), "-o", str(out), "--space", replica6.url]
-    )
-    assert result.exit_code == 0, result.stderr
+    out, plain = tmp_path / "out.jsonl", tmp_path / "plain.jsonl"
+    for path, flags in ((plain, []), (out, ["--usage"])):
+        result = CliRunner().invoke(
+            main, ["batch", str(prompts), "-o", str(path), "--space", replica6.url, *flags]
+        )
+        assert result.exit_code == 0, result.stderr
+    assert json.loads(plain.read_text())["usage"] is None  # not asked: not counted
     (line,) = [json.loads(x) for x in out.read_text().splitlines()]
     usage = expected("Hello there", line["text"])
     assert line["usage"] == {
@@ -111,3 +115,23 @@ def test_batch_lines_carry_the_usage(replica6: Replica, tmp_path: Path) -> None:
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.total_tokens,
     }
+
+
+def test_usage_costs_nothing_until_it_is_read(replica6: Replica) -> None:
+    """A reply nobody asks the usage of never loads the tokenizer (0.5 s that would hold the
+    GIL while deltas stream); reading it counts then. In a fresh process: this one's tests
+    have loaded it already."""
+    script = f"""
+import qwen_gradio.tokens as tokens
+from qwen_gradio import QwenClient
+with QwenClient({replica6.url!r}, cache=False) as client, client.stream("Hello there") as s:
+    text = s.until_done()
+    assert s.completed and tokens._encoding is None, "loaded before anyone asked"
+    assert s.usage.completion_tokens == tokens.count_text(text) > 0
+    assert tokens._encoding is not None
+print("ok")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.stdout.strip() == "ok", done.stderr

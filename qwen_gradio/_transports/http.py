@@ -24,6 +24,7 @@ from ..space import SpaceConnection
 __all__ = [
     "api_url",
     "cancel_job",
+    "drop_event_stream",
     "get_json",
     "no_config_error",
     "status_error",
@@ -105,8 +106,21 @@ async def cancel_job(
     session_hash: str,
     event_id: str,
     timeout: httpx.Timeout,
+    *,
+    started: bool = True,
 ) -> bool:
-    """Ask the Space to stop the job; True if it accepted. Never raises: a failure is logged."""
+    """Ask the Space to stop the job; True if it accepted. Never raises: a failure is logged.
+
+    A job not seen to start (``started=False``) may still wait in the Space's queue, where
+    gradio before 6 (the real Space's 5.x among them) keeps it when asked to cancel it, and runs
+    it to its end later (``ChatEndpoint.cancel_keeps_waiting_jobs``). What those do drop is the
+    waiting jobs of a session whose event stream disconnects: there the stream is opened and
+    dropped first, then the job cancelled, in that order (a cancel that came first would end
+    the stream the normal way, and the waiting job would stay). gradio 6 takes a waiting job
+    out of its queue on ``/cancel`` alone (there a dropped stream would not stop a running job
+    as surely: its run is left suspended, never closed)."""
+    if not started and conn.endpoint.cancel_keeps_waiting_jobs:
+        await drop_event_stream(http, conn, session_hash, timeout)
     payload = {
         "fn_index": conn.endpoint.fn_index,
         "session_hash": session_hash,
@@ -120,6 +134,24 @@ async def cancel_job(
     if not response.is_success:
         logger.debug("%s refused to cancel %s: HTTP %s", conn.url, event_id, response.status_code)
     return response.is_success
+
+
+async def drop_event_stream(
+    http: httpx.AsyncClient, conn: SpaceConnection, session_hash: str, timeout: httpx.Timeout
+) -> None:
+    """Open the session's event stream and close it once the Space has begun to answer (its
+    head read: the Space's stream loop is running, so it sees the disconnect). Never raises."""
+    request = http.build_request(
+        "GET",
+        api_url(conn, "queue/data"),
+        params={"session_hash": session_hash},
+        timeout=timeout,
+    )
+    try:
+        response = await http.send(request, stream=True)
+        await response.aclose()
+    except (httpx.HTTPError, RuntimeError) as exc:
+        logger.debug("dropping the stream of %s on %s failed: %r", session_hash, conn.url, exc)
 
 
 _TLS: ssl.SSLContext | None = None
