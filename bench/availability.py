@@ -62,7 +62,7 @@ async def run(
     spaces: list[str], replies: int, concurrency: int, attempts: int, route: str = "queue-aware"
 ) -> dict[str, Any]:
     """``replies`` replies, ``concurrency`` at a time; what became of each."""
-    import qwen_gradio._job as job_module
+    import qwen_gradio._client.job as job_module
 
     original = job_module.choose
     if route == "round-robin":  # the baseline: each reply to the next Space, whatever its state

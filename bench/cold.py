@@ -59,7 +59,9 @@ def first_reply_worker(url: str) -> dict[str, list[float]]:
 
     def latencies(client: QwenClient) -> list[float]:
         seen: list[float] = []
-        with client.stream(f"/stamp {STAMPS}") as stream:
+        # the first token 0.1 s after the job starts: the event stream is open by then, so
+        # every delta measures the client's own path, not the join's head start
+        with client.stream(f"/stamp {STAMPS} 0.1") as stream:
             for delta in stream:
                 now = time.time_ns()
                 seen.extend((now - int(token)) / 1e6 for token in delta.split())
@@ -137,7 +139,7 @@ def by_hand(url: str) -> float:
     import httpx
 
     sys.path.insert(0, str(ROOT))
-    from qwen_gradio._warm import warm_http_imports
+    from qwen_gradio._transports.warm import warm_http_imports
 
     warm_http_imports()  # httpx's lazy imports before the clock, as qwen_gradio makes them
     started = time.perf_counter()

@@ -15,6 +15,11 @@ time) are logged there at DEBUG level.
 
 import logging as _logging
 
+from ._client.streams import AsyncEvents, AsyncStream, Events, Stream
+from ._core.messages import DEFAULT_SYSTEM, Conversation, to_conversation
+from ._core.options import ChatOption
+from ._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
+from ._core.space import DEFAULT_SPACE, ChatFormat, resolve_space_url
 from ._version import __version__
 from .client import QwenClient
 from .errors import (
@@ -33,27 +38,13 @@ from .errors import (
     StreamClosedError,
     StreamTimeoutError,
 )
-from .messages import DEFAULT_SYSTEM, Conversation, to_conversation
-from .options import ChatOption
-from .provider import (
-    AsyncGeneratorProvider,
-    AsyncResult,
-    ProviderModelMixin,
-    Qwen_Qwen_2_5_Max,
-    generate_session_hash,
-)
 from .settings import Settings, Space, Timeouts
-from .space import DEFAULT_SPACE, ChatFormat, resolve_space_url
-from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
-from .streams import AsyncEvents, AsyncStream, Events, Stream
 from .tokens import Usage
 
 __all__ = [
     "DEFAULT_SPACE",
     "DEFAULT_SYSTEM",
     "AsyncEvents",
-    "AsyncGeneratorProvider",
-    "AsyncResult",
     "AsyncStream",
     "ChatFormat",
     "ChatOption",
@@ -65,12 +56,10 @@ __all__ = [
     "InvalidOptionError",
     "InvalidSpaceError",
     "ModelNotSupportedError",
-    "ProviderModelMixin",
     "QueueFullError",
     "QueueStatus",
     "QwenClient",
     "QwenGradioError",
-    "Qwen_Qwen_2_5_Max",
     "RateLimitedError",
     "ReplyCompleted",
     "Retrying",
@@ -87,9 +76,35 @@ __all__ = [
     "Timeouts",
     "Usage",
     "__version__",
-    "generate_session_hash",
     "resolve_space_url",
     "to_conversation",
 ]
 
 _logging.getLogger("qwen_gradio").addHandler(_logging.NullHandler())
+
+#: gpt4free's shapes, importable here before 0.4: they live in ``qwen_gradio.provider`` now.
+_MOVED_TO_PROVIDER = frozenset(
+    {
+        "AsyncGeneratorProvider",
+        "AsyncResult",
+        "ProviderModelMixin",
+        "Qwen_Qwen_2_5_Max",
+        "generate_session_hash",
+    }
+)
+
+
+def __getattr__(name: str) -> object:
+    """The provider's names, still importable from here, with a DeprecationWarning."""
+    if name in _MOVED_TO_PROVIDER:
+        import warnings
+
+        from . import provider
+
+        warnings.warn(
+            f"import {name} from qwen_gradio.provider (the package's root holds the library)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(provider, name)
+    raise AttributeError(f"module 'qwen_gradio' has no attribute {name!r}")

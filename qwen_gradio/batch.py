@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ._bridge import run_in_thread
+from ._client.bridge import run_in_thread
+from ._core.messages import Prompt, to_conversation
+from ._core.reply import QueueStatus, Retrying, TextDelta
 from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
     QwenGradioError,
 )
-from .messages import Prompt, to_conversation
-from .stream import QueueStatus, Retrying, TextDelta
 from .tokens import load_tokenizer
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Longer than the package's other modules on purpose: every command's definition and help text
 lives here, in one place, because the reference in docs/cli.md is generated from it. The logic
-behind the commands is elsewhere (the client, ``batch.py``, ``serve.py``, ``ui.py``); what is
+behind the commands is elsewhere (the client, ``batch.py``, ``serve/``, ``ui.py``); what is
 here is flags, printing and exit codes. One decorator, ``client_options``, gives every command
 the client's settings.
 """
@@ -22,8 +22,12 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from ._cache import NO_CACHE_ENV
+from ._client.streams import Stream
+from ._core.messages import DEFAULT_SYSTEM
+from ._core.reply import QueueStatus, Retrying, TextDelta
+from ._core.space import DEFAULT_SPACE, SPACE_ENV, SpaceConnection
 from ._transports import TRANSPORTS
+from ._transports.cache import NO_CACHE_ENV
 from ._version import __version__
 from .client import QwenClient
 from .errors import (
@@ -35,12 +39,8 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .messages import DEFAULT_SYSTEM
 from .routing import MAX_STATED_WAIT
 from .settings import HF_TOKEN_ENV, Settings, Timeouts
-from .space import DEFAULT_SPACE, SPACE_ENV, SpaceConnection
-from .stream import QueueStatus, Retrying, TextDelta
-from .streams import Stream
 
 REPLICA = "replica"  # --space replica (ui): the bundled replica, served in-process
 
@@ -658,8 +658,8 @@ def serve(
 ) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
-        from ._serving import ACCESS_LOGGER, run
         from .serve import ServeOptions, create_app
+        from .serve.deployment import ACCESS_LOGGER, run
     except ImportError as exc:
         raise click.ClickException(
             "the API server needs starlette, uvicorn and pydantic:"

@@ -2,8 +2,8 @@
 
 The client owns the connection to the Space (one ``Transport``, made on first use), the
 connection pools of the event loops it runs on, the sync API's loop thread, and the background
-cancellations of abandoned jobs. Each reply is a ``Job`` (``qwen_gradio._job``) read through an
-``AsyncStream`` or its sync twin ``Stream`` (``qwen_gradio.streams``).
+cancellations of abandoned jobs. Each reply is a ``Job`` (``_client.job``) read through an
+``AsyncStream`` or its sync twin ``Stream`` (``_client.streams``).
 """
 
 from __future__ import annotations
@@ -15,19 +15,19 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from ._bridge import LoopThread, run_in_thread
-from ._cache import SpaceCache
-from ._cancels import CANCEL_TIMEOUT, Canceller
-from ._job import Job
-from ._member import Member
+from ._client.bridge import LoopThread, run_in_thread
+from ._client.cancels import CANCEL_TIMEOUT, Canceller
+from ._client.job import Job
+from ._client.member import Member
+from ._client.streams import AsyncStream, Stream
+from ._core.messages import Conversation, Prompt, to_conversation
+from ._core.options import ChatOption
+from ._core.space import SpaceConnection
 from ._transports import Transport
-from ._warm import warm_http_imports
+from ._transports.cache import SpaceCache
+from ._transports.warm import warm_http_imports
 from .errors import InvalidOptionError, QwenGradioError, StreamClosedError
-from .messages import Conversation, Prompt, to_conversation
-from .options import ChatOption
 from .settings import Settings, SpacesArgument, Timeouts, checked_options
-from .space import SpaceConnection
-from .streams import AsyncStream, Stream
 from .tokens import check_fits
 
 __all__ = ["QwenClient"]
@@ -291,7 +291,7 @@ class QwenClient:
     def _cancel_in_background(
         self, conn: SpaceConnection, session_hash: str, event_id: str, *, started: bool
     ) -> concurrent.futures.Future[None]:
-        """Ask the Space to stop a job, in the background (``qwen_gradio._cancels``): closing a
+        """Ask the Space to stop a job, in the background (``_client.cancels``): closing a
         stream never waits on the network. A job submitted through gradio_client is cancelled
         the same way, not with ``Job.cancel()``, whose second request (``/reset``) goes around
         the proxy; its threads end when the Space reports the job stopped."""

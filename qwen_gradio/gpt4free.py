@@ -39,10 +39,10 @@ except ImportError as exc:  # pragma: no cover - exercised where gpt4free is abs
     ) from exc
 
 from . import errors
-from .messages import Prompt
+from ._client.streams import AsyncStream
+from ._core.messages import Prompt
+from ._core.space import SPACE_ENV, resolve_space_url
 from .provider import Qwen_Qwen_2_5_Max as Standalone
-from .space import SPACE_ENV, resolve_space_url
-from .streams import AsyncStream
 
 __all__ = [
     "Qwen_Qwen_2_5_Max",

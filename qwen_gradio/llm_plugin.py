@@ -18,10 +18,10 @@ from typing import Any
 import llm
 from pydantic import ConfigDict, Field
 
+from ._client.streams import AsyncStream, Stream
 from .client import QwenClient
 from .errors import QwenGradioError
 from .settings import Settings
-from .streams import AsyncStream, Stream
 
 __all__ = ["MODEL_ID", "AsyncQwenModel", "QwenModel", "register_models"]
 

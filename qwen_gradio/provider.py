@@ -15,12 +15,12 @@ import threading
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
+from ._client.streams import AsyncStream
+from ._core.messages import Prompt, to_conversation
+from ._core.space import DEFAULT_SPACE, new_session_hash, resolve_space_url
 from .client import QwenClient
 from .errors import InvalidMessagesError, ModelNotSupportedError
-from .messages import Prompt, to_conversation
 from .settings import Settings, checked_options
-from .space import DEFAULT_SPACE, new_session_hash, resolve_space_url
-from .streams import AsyncStream
 
 __all__ = [
     "AsyncGeneratorProvider",

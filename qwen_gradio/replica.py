@@ -17,7 +17,8 @@ query that starts with a directive scripts the reply::
     /history              reply the history it received, as JSON pairs [[user, assistant], ...]
     /options              reply the extra inputs it received (the qwen2.5 variant's model size)
     /long N               N tokens ("t0 t1 ... ")
-    /stamp N              N tokens, each "<emit time in ns since the epoch> " (for latency)
+    /stamp N [SECONDS]    N tokens, each "<emit time in ns since the epoch> " (for latency),
+                          the first after SECONDS (default 0)
     /slow SECONDS TEXT    wait SECONDS before the first token
     /lockstep TEXT        send token k+1 only after POST /replica/release
     /error MESSAGE        raise gr.Error(MESSAGE) before any token
@@ -198,7 +199,9 @@ def script_for(
     if command == "/long":
         return Script(cumulative(f"t{k} " for k in range(int(arg))))
     if command == "/stamp":
-        return Script(cumulative(f"{time.time_ns()} " for _ in range(int(arg))))
+        count, _, wait = arg.partition(" ")
+        stamps = cumulative(f"{time.time_ns()} " for _ in range(int(count)))
+        return Script(stamps, first_delay=float(wait or 0))
     if command == "/slow":
         seconds, _, text = arg.partition(" ")
         return Script(cumulative(tokenize(text or "slow reply")), first_delay=float(seconds))

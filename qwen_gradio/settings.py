@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from ._cache import cache_enabled
+from ._core.space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
 from ._transports import TRANSPORTS
+from ._transports.cache import cache_enabled
 from .errors import InvalidOptionError, InvalidSpaceError
-from .space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
 from .tokens import MAX_INPUT_TOKENS
 
 __all__ = [

@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ._core.messages import Conversation
 from .errors import ContextLengthError
-from .messages import Conversation
 
 __all__ = [
     "MAX_INPUT_TOKENS",

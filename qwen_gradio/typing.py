@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .messages import Message, Prompt
+from ._core.messages import Message, Prompt
 from .provider import AsyncResult
 
 Messages = list[dict[str, str]]

@@ -24,12 +24,12 @@ from typing import Any
 
 import gradio as gr
 
+from ._core.messages import DEFAULT_SYSTEM
+from ._core.options import ChatOption
+from ._core.reply import QueueStatus, Retrying, TextDelta
 from .client import QwenClient
 from .errors import QwenGradioError
-from .messages import DEFAULT_SYSTEM
-from .options import ChatOption
 from .settings import Settings
-from .stream import QueueStatus, Retrying, TextDelta
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
 

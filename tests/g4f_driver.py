@@ -89,7 +89,7 @@ def chunk_info(chunk: Any) -> dict[str, Any]:
 def imports(space: str) -> dict[str, Any]:
     from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
 
-    from qwen_gradio import Qwen_Qwen_2_5_Max as Standalone
+    from qwen_gradio.provider import Qwen_Qwen_2_5_Max as Standalone
 
     return {
         "qwen_gradio_alone_imports_g4f": _fresh_import_imports_g4f(),

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from qwen_gradio import Qwen_Qwen_2_5_Max, QwenClient, SpaceError
+from qwen_gradio import QwenClient, SpaceError
+from qwen_gradio.provider import Qwen_Qwen_2_5_Max
 
 from .cassette_config import (
     CASSETTES,

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from qwen_gradio import QueueFullError, QwenClient, Timeouts
-from qwen_gradio._cache import SpaceCache
+from qwen_gradio._transports.cache import SpaceCache
 
 from .conftest import ROOT, Replica, shared_replica
 from .helpers import FaultyFrontEnd, replica_reply

@@ -1,4 +1,5 @@
-"""The gradio_client internals qwen_gradio relies on (qwen_gradio/_compat.py): fail loudly."""
+"""The gradio_client internals qwen_gradio relies on
+(qwen_gradio/_transports/gradio_client_internals.py): fail loudly."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import pytest
 from packaging.version import Version
 
 from qwen_gradio import IncompatibleGradioClientError
-from qwen_gradio._compat import TESTED_GRADIO_CLIENT, check_gradio_client, close_client, connect
+from qwen_gradio._transports.gradio_client_internals import (
+    TESTED_GRADIO_CLIENT,
+    check_gradio_client,
+    close_client,
+    connect,
+)
 
 from .conftest import Replica
 
@@ -17,7 +23,8 @@ def test_the_installed_gradio_client_is_a_tested_one() -> None:
     installed = Version(gradio_client.__version__)
     assert low <= installed < high, (
         f"gradio_client {installed} is outside the tested range {TESTED_GRADIO_CLIENT}:"
-        " run the suite against it and widen the range in pyproject.toml and _compat.py"
+        " run the suite against it and widen the range in pyproject.toml and"
+        " _transports/gradio_client_internals.py"
     )
     assert check_gradio_client() == gradio_client.__version__
 

@@ -39,7 +39,9 @@ def test_every_exported_class_and_function_has_a_docstring() -> None:
 
 
 def test_the_core_modules_public_names_are_exported() -> None:
-    from qwen_gradio import errors, options, settings, streams
+    from qwen_gradio import errors, settings
+    from qwen_gradio._client import streams
+    from qwen_gradio._core import options
 
     for module in (errors, options, settings, streams):
         for name in module.__all__:
@@ -60,3 +62,17 @@ def test_importing_the_package_imports_no_front_end() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_the_providers_shapes_are_importable_from_the_root_with_a_warning() -> None:
+    """gpt4free's shapes live in qwen_gradio.provider; the root still answers for them (0.3's
+    users) but names them deprecated, and keeps them out of ``__all__``."""
+    import warnings
+
+    from qwen_gradio import provider
+
+    assert "Qwen_Qwen_2_5_Max" not in qwen_gradio.__all__
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert qwen_gradio.Qwen_Qwen_2_5_Max is provider.Qwen_Qwen_2_5_Max
+    assert [w.category for w in caught] == [DeprecationWarning]

@@ -25,13 +25,13 @@ import pytest
 from qwen_gradio import (
     InvalidMessagesError,
     InvalidSpaceError,
-    Qwen_Qwen_2_5_Max,
     QwenClient,
     SpaceProtocolError,
     SpaceUnavailableError,
     StreamTimeoutError,
     Timeouts,
 )
+from qwen_gradio.provider import Qwen_Qwen_2_5_Max
 
 from .conftest import ROOT, Replica, start_replica
 from .docs import example
@@ -296,7 +296,7 @@ UNCLOSED = {
         asyncio.run(main())
     """,
     "the provider, sync, three times": """
-        from qwen_gradio import Qwen_Qwen_2_5_Max
+        from qwen_gradio.provider import Qwen_Qwen_2_5_Max
 
         for _ in range(3):
             print(list(Qwen_Qwen_2_5_Max.create_completion("", "/echo x")))

@@ -8,19 +8,23 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "qwen_gradio"
 
+DESIGN = PACKAGE.parent / "docs" / "design.md"
+
+
+def read_layers() -> dict[int, set[str]]:
+    """The layers as docs/design.md draws them (its ``layers`` block: one line per layer,
+    top first, "N  name  module module ..."): the one statement of the architecture."""
+    text = DESIGN.read_text()
+    block = text.split("<!-- layers -->\n```text\n", 1)[1].split("```", 1)[0]
+    layers: dict[int, set[str]] = {}
+    for line in block.splitlines():
+        number, _name, *modules = line.split()
+        layers[int(number)] = set(modules)
+    return layers
+
+
 #: Each module's layer: a module may import only from its own layer or those below it.
-LAYERS = {
-    0: {"errors", "_version"},
-    1: {"messages", "options", "routing"},
-    2: {"space", "stream", "_cache", "_warm", "tokens"},
-    3: {"_transports", "_transports.http", "_compat", "_transports.direct"},
-    4: {"_transports.gradio_client", "_bridge", "settings"},
-    5: {"_member", "_job", "streams", "_cancels"},
-    6: {"client"},
-    7: {"provider", "batch", "_openai", "_responses", "_serving", "_http_replies", "serve"}
-    | {"ui", "cli", "replica", "llm_plugin"},
-    8: {"gpt4free", "typing", "__init__", "__main__"},
-}
+LAYERS = read_layers()
 LAYER = {module: layer for layer, modules in LAYERS.items() for module in modules}
 
 

@@ -95,7 +95,7 @@ def ask(
 
 
 class Clock:
-    """The monotonic clock of ``qwen_gradio._job``, which a test can move forward."""
+    """The monotonic clock of ``qwen_gradio._client.job``, which a test can move forward."""
 
     def __init__(self) -> None:
         self.ahead = 0.0
@@ -112,7 +112,9 @@ def test_three_spaces_through_a_kill_a_full_queue_a_rate_limit_and_a_restart(
     if python is None:
         pytest.skip(f"no Python with {generation} here")
     clock = Clock()
-    monkeypatch.setattr("qwen_gradio._job.time", types.SimpleNamespace(monotonic=clock.monotonic))
+    monkeypatch.setattr(
+        "qwen_gradio._client.job.time", types.SimpleNamespace(monotonic=clock.monotonic)
+    )
     monkeypatch.setattr("qwen_gradio.routing.random.random", lambda: 0.5)  # backoff: 300 s
     port = free_port()
     killed: Replica | None = start_replica(python, f"{generation}-killed", port=port)

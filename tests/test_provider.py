@@ -16,13 +16,16 @@ from qwen_gradio import (
     InvalidMessagesError,
     InvalidOptionError,
     ModelNotSupportedError,
-    Qwen_Qwen_2_5_Max,
     Settings,
     SpaceError,
     StreamTimeoutError,
+)
+from qwen_gradio.provider import (
+    AsyncResult,
+    Qwen_Qwen_2_5_Max,
+    flatten_prompt,
     generate_session_hash,
 )
-from qwen_gradio.provider import AsyncResult, flatten_prompt
 
 from .conftest import Replica
 from .docs import example

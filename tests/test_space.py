@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from qwen_gradio import ChatFormat, InvalidMessagesError, resolve_space_url, to_conversation
+from qwen_gradio._core.space import ChatEndpoint, assistant_text, encode_history
 from qwen_gradio.errors import InvalidOptionError
-from qwen_gradio.space import ChatEndpoint, assistant_text, encode_history
 
 
 def test_space_id_maps_to_its_subdomain() -> None:

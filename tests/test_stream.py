@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from qwen_gradio import QueueFullError, RateLimitedError, SpaceError, SpaceUnavailableError
-from qwen_gradio.stream import (
+from qwen_gradio._core.reply import (
     QueueStatus,
     ReplyState,
     SSELineDecoder,

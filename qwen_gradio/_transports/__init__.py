@@ -12,7 +12,7 @@ returns a ``Submission``, which the reply reads message by message::
     await submission.aclose()
 
 A closed or abandoned job is cancelled with ``cancel_job`` (``http.py``), the same request for
-every transport. The job (``qwen_gradio._job``) bounds every wait; a transport sets none of its
+every transport. The job (``_client.job``) bounds every wait; a transport sets none of its
 own but the connect limit of single requests.
 
 - ``direct.py`` (the default): the queue protocol over httpx, no gradio_client.
@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Protocol
 
-from ..space import SpaceConnection
+from .._core.space import SpaceConnection
 
 __all__ = ["DIRECT_PROTOCOLS", "TRANSPORTS", "Submission", "Transport"]
 

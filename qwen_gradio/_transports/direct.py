@@ -18,17 +18,17 @@ from typing import Any
 
 import httpx
 
-from .._cache import CachedSpace, SpaceCache, fingerprint
-from ..errors import InvalidSpaceError, SpaceProtocolError, SpaceUnavailableError
-from ..space import (
+from .._core.reply import SSELineDecoder, decode_sse_line
+from .._core.space import (
     ChatEndpoint,
     SpaceConnection,
     chat_endpoint,
     check_gradio_config,
     parameter_names_in,
 )
-from ..stream import SSELineDecoder, decode_sse_line
+from ..errors import InvalidSpaceError, SpaceProtocolError, SpaceUnavailableError
 from . import DIRECT_PROTOCOLS
+from .cache import CachedSpace, SpaceCache, fingerprint
 from .http import api_url, get_json, no_config_error, status_error, transport_error
 
 __all__ = [

@@ -4,7 +4,7 @@ What gradio_client reports on its own threads becomes, in order, queue messages 
 stream's shape (``estimation``, ``process_starts``, ``process_generating`` with the whole output,
 ``process_completed``, ``queue_full``) and last the end of the job, with its error if it had
 one; so one ``ReplyState`` (``diffs=False``) reads both transports. gradio_client's internals are
-touched only in ``qwen_gradio._compat``.
+touched only in ``qwen_gradio._transports.gradio_client_internals``.
 """
 
 from __future__ import annotations
@@ -17,16 +17,18 @@ from typing import Any
 
 import httpx
 
-from .._compat import close_client, connect, stream_error, submit
+from .._core.space import SpaceConnection
 from ..errors import (
-    QueueFullError,
     QwenGradioError,
-    RateLimitedError,
-    SpaceError,
     SpaceUnavailableError,
 )
-from ..space import SpaceConnection
-from .http import status_error, transport_error
+from .gradio_client_internals import (
+    close_client,
+    connect,
+    gradio_client_error,
+    stream_error,
+    submit,
+)
 
 __all__ = ["GradioClientJob", "GradioClientSubmission", "GradioClientTransport"]
 
@@ -228,27 +230,12 @@ class GradioClientJob:
         self._put(("ended", None if error is None else self._error(error)))
 
     def _error(self, error: BaseException) -> QwenGradioError:
-        from gradio_client.exceptions import AppError, ValidationError
-        from gradio_client.utils import QueueError, TooManyRequestsError
-
         url = self.conn.url
-        if isinstance(error, QwenGradioError):
-            return error
-        if isinstance(error, QueueError):
-            return QueueFullError(f"{url} refused the job: {error}")
-        if isinstance(error, TooManyRequestsError):
-            return RateLimitedError(str(error))
-        if isinstance(error, httpx.HTTPStatusError):
-            return status_error(error.response, f"{url} refused the job")
-        if isinstance(error, httpx.HTTPError):
-            return transport_error(error, f"submitting to {url}")
-        if isinstance(error, (AppError, ValidationError)):
-            return SpaceError(str(error) or "the Space's app raised an error")
-        if isinstance(error, concurrent.futures.CancelledError):
+        if isinstance(error, concurrent.futures.CancelledError):  # gradio_client's reader died
             cause = stream_error(self.client)
             detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
             return SpaceUnavailableError(f"the event stream of {url} ended{detail}")
-        return SpaceUnavailableError(f"gradio_client failed: {type(error).__name__}: {error}")
+        return gradio_client_error(error, url, "submitting to")
 
 
 def _generating(item: object) -> bool:

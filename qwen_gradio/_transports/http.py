@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from .._core.space import SpaceConnection
 from ..errors import (
     QueueFullError,
     QwenGradioError,
@@ -19,7 +20,6 @@ from ..errors import (
     StreamTimeoutError,
     retry_after_header,
 )
-from ..space import SpaceConnection
 
 __all__ = [
     "api_url",

@@ -4,7 +4,7 @@ first), a connection pool per event loop, and its health (``qwen_gradio.routing`
 A transport made from the on-disk cache is *unconfirmed* until the Space's own config, asked in
 parallel with the first job (``confirmation()``), agrees with it; if it does not, the member's
 transport is made anew from that config, and the job that went out the old way is sent again
-(``qwen_gradio._job``)."""
+(``qwen_gradio._client.job``)."""
 
 from __future__ import annotations
 
@@ -17,22 +17,22 @@ from typing import Any
 
 import httpx
 
-from ._bridge import run_in_thread
-from ._cache import SpaceCache
-from ._transports import Transport
-from ._transports.direct import (
+from .._core.space import SpaceConnection
+from .._transports import Transport
+from .._transports.cache import SpaceCache
+from .._transports.direct import (
     DirectTransport,
     agrees,
     cached_connection,
     connect_direct,
     fetch_config,
 )
-from ._transports.http import tls_context
-from ._version import __version__
-from .errors import StreamClosedError
-from .routing import Health
-from .settings import Settings, Space
-from .space import SpaceConnection
+from .._transports.http import tls_context
+from .._version import __version__
+from ..errors import StreamClosedError
+from ..routing import Health
+from ..settings import Settings, Space
+from .bridge import run_in_thread
 
 __all__ = ["USER_AGENT", "Member"]
 
@@ -177,7 +177,7 @@ class Member:
             )
             if connection is not None:
                 return DirectTransport(connection, self.pool, s.timeouts.connect), True
-        from ._transports.gradio_client import GradioClientTransport
+        from .._transports.gradio_client import GradioClientTransport
 
         def connect() -> Transport:
             return GradioClientTransport.connect(

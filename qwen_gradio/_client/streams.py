@@ -1,5 +1,5 @@
 """The streams a reply is read through: ``AsyncStream`` (the one implementation) and its sync
-twin ``Stream``, which reads it on the client's loop thread through ``qwen_gradio._bridge``.
+twin ``Stream``, which reads it on the client's loop thread through ``qwen_gradio._client.bridge``.
 
 Both are iterators of text deltas, with ``events()`` for typed events, closable, and context
 managers. Closing a stream (or its ``events()`` iterator), breaking out of the loop and dropping
@@ -17,13 +17,13 @@ import sys
 from collections.abc import AsyncGenerator, Awaitable
 from types import TracebackType
 
-from ._bridge import CLOSED, END, LoopThread, Pump
-from ._cancels import CANCEL_TIMEOUT
-from ._job import Job
-from .errors import StreamClosedError
-from .messages import Conversation
-from .stream import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
-from .tokens import Usage
+from .._core.messages import Conversation
+from .._core.reply import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from ..errors import StreamClosedError
+from ..tokens import Usage
+from .bridge import CLOSED, END, LoopThread, Pump
+from .cancels import CANCEL_TIMEOUT
+from .job import Job
 
 __all__ = ["AsyncEvents", "AsyncStream", "Events", "Stream"]
 
@@ -57,7 +57,7 @@ class _Reply:
 
     @property
     def rewrites(self) -> int:
-        """How often the Space rewrote text it had already sent (see qwen_gradio.stream)."""
+        """How often the Space rewrote text it had already sent (see ``_core.reply``)."""
         return self._job.state.rewrites
 
     @property
@@ -192,7 +192,7 @@ class Stream(_Reply):
     closable, a context manager.
 
     The async stream runs on a loop thread (the client's) and hands its events over through a
-    queue (``qwen_gradio._bridge.Pump``), one cheap hand-over per event. ``text``, ``status``,
+    queue (``bridge.Pump``), one cheap hand-over per event. ``text``, ``status``,
     ``completed`` and ``rewrites`` describe what this stream has handed out.
     """
 
@@ -227,7 +227,7 @@ class Stream(_Reply):
 
     @property
     def rewrites(self) -> int:
-        """How often a delta handed out rewrote text handed out before (see qwen_gradio.stream)."""
+        """How often a delta handed out rewrote text handed out before (see ``_core.reply``)."""
         return self._rewrites
 
     @property

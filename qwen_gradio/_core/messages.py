@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidMessagesError
+from ..errors import InvalidMessagesError
 
 __all__ = ["DEFAULT_SYSTEM", "Conversation", "Message", "Prompt", "to_conversation"]
 

@@ -15,13 +15,13 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from ._bridge import END, Pump
-from ._openai import ApiError, api_error
-from ._responses import ResponseWriter
-from ._serving import Drain
-from .errors import QwenGradioError
-from .stream import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
-from .streams import AsyncStream
+from .._client.bridge import END, Pump
+from .._client.streams import AsyncStream
+from .._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
+from ..errors import QwenGradioError
+from .deployment import Drain
+from .responses import ResponseWriter
+from .schema import ApiError, api_error
 
 __all__ = [
     "SHUTDOWN",
@@ -215,7 +215,7 @@ def streamed_response(
     release: Callable[[], None],
     remember: Callable[[str], None],
 ) -> Response:
-    """The Responses API's event stream for one reply (``qwen_gradio._responses``): its headers
+    """The Responses API's event stream for one reply (``qwen_gradio.serve.responses``): its headers
     at once, errors as ``response.failed``, comment lines while the Space queues."""
     pumped = _Pumped(stream, drain, release)
     finish = pumped.finish

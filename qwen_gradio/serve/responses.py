@@ -21,9 +21,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._openai import ApiError, validation_error
-from .errors import QwenGradioError
-from .tokens import Usage
+from ..errors import QwenGradioError
+from ..tokens import Usage
+from .schema import ApiError, validation_error
 
 __all__ = [
     "ResponseRequest",

@@ -1,26 +1,4 @@
-"""An OpenAI-compatible HTTP API over the Space: ``qwen-gradio serve``, or any ASGI server with
-``qwen_gradio.serve:app`` (``pip install 'qwen-gradio[serve]'``).
-
-- ``GET /v1/models``: the provider's model and its aliases; ``GET /health``: liveness.
-- ``POST /v1/responses``: OpenAI's Responses API, whole and streamed (``qwen_gradio._responses``).
-- ``POST /v1/chat/completions``: OpenAI's request, and exactly the shapes OpenAI clients parse:
-  a ``chat.completion`` object, or with ``"stream": true`` an event stream of
-  ``chat.completion.chunk`` objects (a first chunk with the role, one chunk per Space delta, a
-  last one with ``finish_reason: "stop"``, then ``data: [DONE]``), one ``id`` per reply. An
-  ``"options"`` object (OpenAI SDKs: ``extra_body={"options": {...}}``) sets the Space's extra
-  chat inputs for that reply, such as the Qwen2.5 demo's ``model_size``.
-
-The conversation reaches the Space as real history and system prompt (qwen_gradio's message
-rules). Bad input is refused with OpenAI's error JSON (400, 404, 413) before any job is sent
-(``qwen_gradio._openai``: the body under a size limit, its fields checked by a pydantic
-schema). Space errors before the first token are HTTP errors (429 with ``Retry-After``, 503,
-504, 502); after it, an error event in the shape OpenAI's SDKs raise on. While a streamed
-request waits in the Space's queue, comment lines keep the connection alive; a client that goes
-away cancels the job. Beyond ``max_replies`` replies at once, a request gets a 503 at once.
-Every response carries an ``x-request-id``, and each request is one line of the access log
-(``qwen_gradio._serving``, which also drains the server on a signal). CORS is off unless origins
-are allowed. The server keeps no per-conversation state: run as many processes as you like.
-"""
+"""The ASGI app of ``qwen-gradio serve``: ``create_app(settings, options)`` and its routes."""
 
 from __future__ import annotations
 
@@ -42,8 +20,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ._bridge import run_in_thread
-from ._http_replies import (
+from .._client.bridge import run_in_thread
+from ..client import QwenClient
+from ..errors import QwenGradioError
+from ..provider import Qwen_Qwen_2_5_Max
+from ..settings import Settings
+from ..tokens import load_tokenizer
+from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
+from .replies import (
     SHUTTING_DOWN,
     SPACE_HEADER,
     completion,
@@ -51,7 +35,8 @@ from ._http_replies import (
     streamed_response,
     whole,
 )
-from ._openai import (
+from .responses import ResponseStore, ResponseWriter, input_messages, response_request
+from .schema import (
     MAX_BODY,
     UNSUPPORTED,
     ApiError,
@@ -61,13 +46,6 @@ from ._openai import (
     json_body,
     read_body,
 )
-from ._responses import ResponseStore, ResponseWriter, input_messages, response_request
-from ._serving import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
-from .client import QwenClient
-from .errors import QwenGradioError
-from .provider import Qwen_Qwen_2_5_Max
-from .settings import Settings
-from .tokens import load_tokenizer
 
 __all__ = [
     "API_KEY_ENV",
@@ -332,14 +310,3 @@ def create_app(
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.drain, app.state.client = drain, client
     return app
-
-
-def __getattr__(name: str) -> Any:
-    """``qwen_gradio.serve:app`` for ASGI servers (``uvicorn qwen_gradio.serve:app --workers 4``),
-    configured from the environment: the client's settings (``QWEN_GRADIO_SPACE``, ``HF_TOKEN``,
-    ``QWEN_GRADIO_MAX_INPUT_TOKENS``...) and the server's (``ServeOptions.from_environment``)."""
-    if name == "app":
-        app = create_app(Settings.build(), ServeOptions.from_environment())
-        globals()["app"] = app
-        return app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

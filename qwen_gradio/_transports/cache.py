@@ -2,7 +2,7 @@
 info gives the chat event's parameters (asked only for a Space with options).
 
 With an entry, a later process submits its first job at once, from the cached config, while it
-asks the Space for its config in parallel (``qwen_gradio._member``): its first token comes after
+asks the Space for its config in parallel (``_client.member``): its first token comes after
 the join and the event stream, the round trips of a client that knows the Space by heart. Should
 the config disagree (another chat event, other inputs, protocol or gradio version: the entry's
 ``fingerprint``), the job is cancelled and sent again the new way before any of its text is read,

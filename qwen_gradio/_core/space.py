@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import InvalidMessagesError, InvalidOptionError, InvalidSpaceError
+from ..errors import InvalidMessagesError, InvalidOptionError, InvalidSpaceError
 from .messages import DEFAULT_SYSTEM, Conversation
 from .options import ChatOption, snake
 

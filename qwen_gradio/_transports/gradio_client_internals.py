@@ -17,7 +17,7 @@ Other callers of gradio_client are not affected (a context variable tells ours a
 
 By default streaming does not go through ``Client.submit``/``Job``: their 50 ms polling, 0.5 s
 async bursts, per-Client session and kept-forever outputs are what the direct transport avoids (see
-the README's "Design" section). ``transport="gradio_client"`` does submit through
+docs/design.md, "The transports"). ``transport="gradio_client"`` does submit through
 ``Client.submit`` (``submit()`` below), and for it ``QuietClient`` overrides three more methods:
 
 - ``new_helper``: the job's ``Communicator`` hands every update (queue status, each output, the
@@ -28,8 +28,9 @@ the README's "Design" section). ``transport="gradio_client"`` does submit throug
   instead of being printed as a traceback from gradio_client's reader thread (it calls
   ``traceback.print_exc``, which is wrapped once to stay quiet for our readers only).
 
-``check_gradio_client()`` fails loudly on a version without the pieces used here; the range below
-is the one the test suite runs against.
+``gradio_client_error()`` is where gradio_client's exceptions become ours (for connecting and for
+jobs alike). ``check_gradio_client()`` fails loudly on a version without the pieces used here;
+the range below is the one the test suite runs against.
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ._transports.http import no_config_error, transport_error
-from .errors import (
+from .._core.space import SpaceConnection, chat_endpoint, check_gradio_config, new_session_hash
+from ..errors import (
     IncompatibleGradioClientError,
+    QueueFullError,
     QwenGradioError,
     RateLimitedError,
+    SpaceError,
     SpaceProtocolError,
     SpaceUnavailableError,
 )
-from .space import SpaceConnection, chat_endpoint, check_gradio_config, new_session_hash
+from .http import no_config_error, status_error, transport_error
 
 __all__ = [
     "TESTED_GRADIO_CLIENT",
@@ -57,6 +60,7 @@ __all__ = [
     "check_gradio_client",
     "close_client",
     "connect",
+    "gradio_client_error",
     "stream_error",
     "submit",
 ]
@@ -269,9 +273,6 @@ def connect(
     import httpx
 
     version = check_gradio_client()  # before importing anything else of gradio_client's
-    from gradio_client.exceptions import AuthenticationError
-    from gradio_client.utils import TooManyRequestsError
-
     _install_quiet_headers()
     _install_quiet_traceback()
     quiet = _QUIET.set(True)
@@ -286,24 +287,8 @@ def connect(
             headers={"user-agent": user_agent},
             _skip_components=False,  # every output, as the Space sends it
         )
-    except QwenGradioError:  # the config check above
-        raise
-    except httpx.HTTPError as exc:
-        raise transport_error(exc, f"cannot reach the Space at {url}") from exc
-    except json.JSONDecodeError as exc:
-        raise no_config_error(url) from exc
-    except TooManyRequestsError as exc:
-        raise RateLimitedError(f"{url} refused the connection: {exc}") from exc
-    except AuthenticationError as exc:
-        raise SpaceUnavailableError(
-            f"{url} needs credentials: pass hf_token= (or set HF_TOKEN) for a private Space"
-        ) from exc
-    except ValueError as exc:
-        raise SpaceUnavailableError(f"cannot load the Space at {url}: {exc}") from exc
-    except (KeyError, TypeError, AttributeError) as exc:  # API info of the wrong shape
-        raise SpaceProtocolError(
-            f"{url} answered its API info in a shape Gradio does not use: {exc!r}"
-        ) from exc
+    except Exception as exc:
+        raise gradio_client_error(exc, url, "cannot load the Space at") from exc
     finally:
         _QUIET.reset(quiet)
     for attribute in _CLIENT_ATTRIBUTES:
@@ -328,3 +313,37 @@ def connect(
         transport="gradio_client",
     )
     return connection, client
+
+
+def gradio_client_error(error: BaseException, url: str, what: str) -> QwenGradioError:
+    """The qwen_gradio error for what gradio_client raised while ``what`` (e.g. "cannot load
+    the Space at") ``url``: connecting, or a job. Ours pass through."""
+    import httpx
+    from gradio_client.exceptions import AppError, AuthenticationError, ValidationError
+    from gradio_client.utils import QueueError, TooManyRequestsError
+
+    if isinstance(error, QwenGradioError):
+        return error
+    if isinstance(error, httpx.HTTPStatusError):
+        return status_error(error.response, f"{what} {url}")
+    if isinstance(error, httpx.HTTPError):
+        return transport_error(error, f"{what} {url}")
+    if isinstance(error, json.JSONDecodeError):  # a page, not a config: asleep or building
+        return no_config_error(url)
+    if isinstance(error, QueueError):
+        return QueueFullError(f"{url} refused the job: {error}")
+    if isinstance(error, TooManyRequestsError):
+        return RateLimitedError(f"{url} refused the request: {error}")
+    if isinstance(error, AuthenticationError):
+        return SpaceUnavailableError(
+            f"{url} needs credentials: pass hf_token= (or set HF_TOKEN) for a private Space"
+        )
+    if isinstance(error, (AppError, ValidationError)):
+        return SpaceError(str(error) or "the Space's app raised an error")
+    if isinstance(error, ValueError):
+        return SpaceUnavailableError(f"{what} {url}: {error}")
+    if isinstance(error, (KeyError, TypeError, AttributeError)):  # API info of the wrong shape
+        return SpaceProtocolError(
+            f"{url} answered its API info in a shape Gradio does not use: {error!r}"
+        )
+    return SpaceUnavailableError(f"gradio_client failed: {type(error).__name__}: {error}")

@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
+from ..errors import (
     QueueFullError,
     QwenGradioError,
     RateLimitedError,
@@ -39,7 +39,7 @@ from .errors import (
 from .space import assistant_text
 
 if TYPE_CHECKING:
-    from .tokens import Usage
+    from ..tokens import Usage
 
 __all__ = [
     "QueueStatus",

@@ -13,20 +13,20 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Mapping
 from typing import Any, Protocol, TypeVar
 
-from ._member import Member
-from ._transports import Submission, Transport
-from .errors import (
+from .._core.messages import Conversation
+from .._core.reply import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
+from .._core.space import SpaceConnection, new_session_hash
+from .._transports import Submission, Transport
+from ..errors import (
     QwenGradioError,
     SpaceProtocolError,
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from .messages import Conversation
-from .routing import choose, cooldown
-from .settings import Settings
-from .space import SpaceConnection, new_session_hash
-from .stream import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
-from .tokens import Usage, usage_of
+from ..routing import choose, cooldown
+from ..settings import Settings
+from ..tokens import Usage, usage_of
+from .member import Member
 
 __all__ = ["Job"]
 

@@ -5,7 +5,7 @@ Types are checked as OpenAI checks them: a string where a number belongs is refu
 (pydantic's strict mode); fields OpenAI defines that the Space cannot honour are refused when
 they would change the reply (``UNSUPPORTED``), accepted and ignored otherwise (``temperature``,
 ``max_tokens``...); fields OpenAI does not define are ignored, as vLLM does. The messages
-themselves are checked by qwen_gradio's message rules (``qwen_gradio.messages``).
+themselves are checked by qwen_gradio's message rules (``qwen_gradio._core.messages``).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .errors import ModelNotSupportedError, QwenGradioError
-from .provider import Qwen_Qwen_2_5_Max
+from ..errors import ModelNotSupportedError, QwenGradioError
+from ..provider import Qwen_Qwen_2_5_Max
 
 __all__ = [
     "MAX_BODY",

@@ -20,9 +20,9 @@ import weakref
 
 import httpx
 
-from ._bridge import LoopThread
-from ._transports.http import cancel_job, tls_context
-from .space import SpaceConnection
+from .._core.space import SpaceConnection
+from .._transports.http import cancel_job, tls_context
+from .bridge import LoopThread
 
 __all__ = ["CANCEL_TIMEOUT", "Canceller"]
 
