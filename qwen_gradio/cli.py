@@ -40,7 +40,7 @@ from .errors import (
     StreamTimeoutError,
 )
 from .routing import MAX_STATED_WAIT
-from .settings import HF_TOKEN_ENV, Settings, Timeouts
+from .settings import HF_TOKEN_ENV, SETTING_NAMES, Settings, Timeouts
 
 REPLICA = "replica"  # --space replica (ui): the bundled replica, served in-process
 
@@ -77,18 +77,9 @@ def parse_options(
     return options
 
 
-#: The parameters ``client_options`` adds, which become one ``Settings``.
-SETTINGS_FLAGS = (
-    "space",
-    "hf_token",
-    "proxy",
-    "timeout",
-    "options",
-    "transport",
-    "attempts",
-    "max_input_tokens",
-    "no_cache",
-)
+#: The parameters ``client_options`` adds, which become one ``Settings``: a flag per setting
+#: (``--no-cache`` for ``cache``).
+SETTINGS_FLAGS = tuple("no_cache" if name == "cache" else name for name in SETTING_NAMES)
 
 
 def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:

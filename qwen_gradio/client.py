@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import weakref
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from ._client.bridge import LoopThread, run_in_thread
 from ._client.cancels import CANCEL_TIMEOUT, Canceller
@@ -27,10 +28,10 @@ from ._transports import Transport
 from ._transports.cache import SpaceCache
 from ._transports.warm import warm_http_imports
 from .errors import InvalidOptionError, QwenGradioError, StreamClosedError
-from .settings import Settings, SpacesArgument, Timeouts, checked_options
+from .settings import Settings, SettingsArguments, SpacesArgument, Timeouts, checked_options
 from .tokens import check_fits
 
-__all__ = ["QwenClient"]
+__all__ = ["QwenClient", "shared_client"]
 
 warm_http_imports()
 
@@ -40,31 +41,14 @@ logger = logging.getLogger("qwen_gradio")
 class QwenClient:
     """A client for the Qwen2.5-Max Space, or any Space built like its demo.
 
-    Parameters (each also a field of ``Settings``; ``settings=`` takes them whole):
-        space: a Space id ("owner/name") or URL; default ``$QWEN_GRADIO_SPACE``, else
-            "Qwen/Qwen2.5-Max-Demo". Or a pool: a list of them (or of ``Space``, which may carry
-            its own token and options), tried in turn when one fails before a reply's first
-            token (see ``qwen_gradio.routing`` for which Space gets each reply).
-        hf_token: a Hugging Face token for private or duplicated Spaces; default ``$HF_TOKEN``.
-            A token saved on this machine is never sent implicitly.
-        proxy: an http(s) proxy URL used for every request.
-        timeout: ``Timeouts``, or a number of seconds for the whole reply.
-        options: values for the Space's extra chat inputs, by name or label (the Qwen2.5 demo's
-            ``{"model_size": "32B"}``); see ``chat_options()``. Each call may override them.
-        transport: "auto" (default: "direct" when the Space speaks sse_v3, else
-            "gradio_client"), "direct" (qwen_gradio speaks the queue protocol itself: one delta
-            per Space step, no polling), or "gradio_client" (jobs go through
-            ``gradio_client.Client.submit``; all the protocols gradio_client speaks).
-        attempts: tries per reply before its first token (default 3; 1: no retry), when a
-            Space is unreachable, asleep, its queue full, rate-limited, or slow to answer: on
-            another Space of the pool, or after the wait the Space states (else a backoff).
-        max_input_tokens: the longest prompt sent, counted with Qwen's tokenizer (the
-            ``tokens`` extra; without it nothing is refused): a longer one raises
-            ContextLengthError before any request. Default: Qwen2.5-Max's 30,720; 0: no limit.
-        cache: remember, on disk, what connecting learnt (the Space's config, its options'
-            names), so that a later process sends its first job at once while it asks for the
-            config; no text of that job is read until the config agrees, and a job sent the old
-            way is cancelled and sent again. Default: on, unless ``QWEN_GRADIO_NO_CACHE=1``.
+    ``space`` is a Space id ("owner/name") or URL; default ``$QWEN_GRADIO_SPACE``, else
+    "Qwen/Qwen2.5-Max-Demo". Or a pool: a list of them (or of ``Space``, which may carry its
+    own token and options), tried in turn when one fails before a reply's first token
+    (``qwen_gradio.routing`` says which Space gets each reply). The other settings come by
+    keyword, as ``qwen_gradio.settings.SettingsArguments`` lists them (``hf_token``, ``proxy``,
+    ``timeout``, ``options``, ``transport``, ``cache``, ``attempts``, ``max_input_tokens``;
+    each from the environment, else its default, when left out), or whole as ``settings=``
+    (a ``Settings``; then no other argument).
 
     Example::
 
@@ -72,49 +56,22 @@ class QwenClient:
             for delta in client.stream("What is the capital of France?"):
                 print(delta, end="", flush=True)
 
-    The Space is contacted on first use: its config is fetched once and reused. Use the client as
-    a context manager, or call ``close()``/``aclose()``, to release its connections and thread.
+    The Space is contacted on first use: its config is fetched once and reused (and remembered
+    on disk, so that a later process sends its first job at once; ``cache=False``). Use the
+    client as a context manager, or call ``close()``/``aclose()``, to release its connections
+    and threads.
     """
 
     def __init__(
         self,
         space: SpacesArgument = None,
         *,
-        hf_token: str | None = None,
-        proxy: str | None = None,
-        timeout: Timeouts | float | None = None,
-        options: Mapping[str, Any] | None = None,
-        transport: str | None = None,
-        cache: bool | None = None,
-        attempts: int | None = None,
-        max_input_tokens: int | None = None,
         settings: Settings | None = None,
+        **arguments: Unpack[SettingsArguments],
     ) -> None:
         if settings is None:
-            settings = Settings.build(
-                space,
-                hf_token=hf_token,
-                proxy=proxy,
-                timeout=timeout,
-                options=options,
-                transport=transport,
-                cache=cache,
-                attempts=attempts,
-                max_input_tokens=max_input_tokens,
-            )
-        elif any(
-            v is not None
-            for v in (
-                space,
-                hf_token,
-                proxy,
-                timeout,
-                options,
-                transport,
-                attempts,
-                max_input_tokens,
-            )
-        ):
+            settings = Settings.build(space, **arguments)
+        elif space is not None or arguments:
             raise TypeError("pass either settings= or the settings themselves, not both")
         self.settings = settings
         known = SpaceCache() if settings.cache else None
@@ -350,3 +307,19 @@ class QwenClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+_shared: dict[Settings, QwenClient] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(settings: Settings) -> QwenClient:
+    """The process's one client for ``settings`` (made on first use), for front ends called
+    once per reply with settings rather than a client (the providers, the llm plugin): a
+    Space's config is fetched once, and its connections are pooled. Its async use starts no
+    thread."""
+    with _shared_lock:
+        client = _shared.get(settings)
+        if client is None or client._closed:
+            client = _shared[settings] = QwenClient(settings=settings)
+        return client

@@ -11,7 +11,6 @@ tokenizer, when installed); a failure is an ``llm.ModelError`` with the Space's 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ import llm
 from pydantic import ConfigDict, Field
 
 from ._client.streams import AsyncStream, Stream
-from .client import QwenClient
+from .client import QwenClient, shared_client
 from .errors import QwenGradioError
 from .settings import Settings
 
@@ -43,25 +42,11 @@ class QwenOptions(llm.Options):
     attempts: int | None = Field(default=None, description="tries per reply before its text")
 
 
-_clients: dict[tuple[Any, ...], QwenClient] = {}
-_lock = threading.Lock()
-
-
 def _client(options: QwenOptions) -> QwenClient:
-    """One client per set of settings, kept for the process (llm runs one prompt per process;
-    a Python program making many keeps one pool)."""
-    key = tuple(getattr(options, name) for name in SETTINGS_OPTIONS)
-    with _lock:
-        client = _clients.get(key)
-        if client is None:
-            settings = Settings.build(
-                options.space,
-                hf_token=options.hf_token,
-                proxy=options.proxy,
-                attempts=options.attempts,
-            )
-            client = _clients[key] = QwenClient(settings=settings)
-        return client
+    """The process's client for these settings (llm runs one prompt per process; a Python
+    program making many keeps one pool)."""
+    named = {name: getattr(options, name) for name in SETTINGS_OPTIONS if name != "space"}
+    return shared_client(Settings.build(options.space, **named))
 
 
 def _space_options(options: QwenOptions) -> dict[str, Any]:

@@ -11,16 +11,15 @@ Space as real history; ``history="flatten"`` reproduces the original's single pr
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any, ClassVar
 
 from ._client.streams import AsyncStream
 from ._core.messages import Prompt, to_conversation
 from ._core.space import DEFAULT_SPACE, new_session_hash, resolve_space_url
-from .client import QwenClient
+from .client import QwenClient, shared_client
 from .errors import InvalidMessagesError, ModelNotSupportedError
-from .settings import Settings, checked_options
+from .settings import SETTING_NAMES, Settings, checked_options
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -153,11 +152,11 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         ):
             print(part, end="")
 
-    kwargs: ``settings=`` (a ``Settings``, whole), or ``space=`` (an id or URL instead of the
-    default Space), ``hf_token=``, ``timeout=``
-    (seconds for the whole reply, or Timeouts), ``history="flatten"`` (one prompt, no history),
-    ``options=`` (the Space's extra chat inputs, e.g. ``{"model_size": "32B"}``),
-    ``transport=`` ("auto", "direct" or "gradio_client").
+    kwargs: ``settings=`` (a ``Settings``, whole), or the settings by name as ``QwenClient``
+    takes them (``space=`` instead of the default Space, ``hf_token=``, ``timeout=``,
+    ``transport=``, ...: ``qwen_gradio.settings.SettingsArguments``); ``options=`` (the Space's
+    extra chat inputs for this reply, e.g. ``{"model_size": "32B"}``); ``history="flatten"``
+    (one prompt, no history).
 
     ``model_spaces`` maps a model name to the Space that serves it and the options it needs, so a
     subclass can serve a family of Spaces built like the demo::
@@ -191,19 +190,10 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         default_model: (None, {})
     }
 
-    _clients: ClassVar[dict[Settings, QwenClient]] = {}
-    _clients_lock: ClassVar[threading.Lock] = threading.Lock()
-
     @classmethod
     def _client(cls, settings: Settings) -> QwenClient:
-        """A QwenClient per settings (but options, which each call passes), so a Space's config
-        is fetched once. Its async use starts no thread; it holds only pooled connections."""
-        settings = settings.replace(options={})
-        with cls._clients_lock:
-            client = cls._clients.get(settings)
-            if client is None:
-                client = cls._clients[settings] = QwenClient(settings=settings)
-            return client
+        """The process's client for these settings but options (each call passes its own)."""
+        return shared_client(settings.replace(options={}))
 
     @classmethod
     def create_async_generator(
@@ -219,18 +209,15 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         model_space, model_options = cls.model_spaces.get(model, (None, {}))
         options = {**model_options, **checked_options(kwargs.pop("options", None))}
         settings = kwargs.pop("settings", None)
+        named = {name: kwargs.pop(name) for name in SETTING_NAMES if name in kwargs}
+        if proxy:
+            named["proxy"] = proxy
         if settings is None:
-            space = kwargs.pop("space", None) or model_space
-            settings = Settings.build(
-                space,
-                hf_token=kwargs.pop("hf_token", None),
-                proxy=proxy,
-                timeout=kwargs.pop("timeout", None),
-                transport=kwargs.pop("transport", None),
-            )
+            space = named.pop("space", None) or model_space
+            settings = Settings.build(space, **named)
         elif not isinstance(settings, Settings):
             raise TypeError(f"settings must be a qwen_gradio.Settings, not {settings!r}")
-        elif set(kwargs) & {"space", "hf_token", "timeout", "transport"} or proxy:
+        elif named:
             raise TypeError("pass either settings= or the settings themselves, not both")
         elif model_space is not None:  # the model names its own Space
             settings = settings.replace(space=model_space)

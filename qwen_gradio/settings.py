@@ -29,7 +29,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ._core.space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
 from ._transports import TRANSPORTS
@@ -40,7 +40,9 @@ from .tokens import MAX_INPUT_TOKENS
 __all__ = [
     "HF_TOKEN_ENV",
     "MAX_INPUT_TOKENS_ENV",
+    "SETTING_NAMES",
     "Settings",
+    "SettingsArguments",
     "Space",
     "Timeouts",
     "checked_options",
@@ -151,6 +153,41 @@ def _max_input_tokens(value: int | None) -> int | None:
     return value or None
 
 
+class SettingsArguments(TypedDict, total=False):
+    """The settings a caller names, besides the Space(s): the one list of them. ``QwenClient``,
+    ``Settings.build``, the providers' keyword arguments and the llm plugin's options take these
+    names; the CLI has a flag for each (a test holds them to it). None (or leaving one out)
+    means: from the environment, else the default (the module's table)."""
+
+    hf_token: str | None  # a Hugging Face token for private or duplicated Spaces
+    proxy: str | None  # an http(s) proxy URL, for every request
+    timeout: Timeouts | float | None  # Timeouts, or seconds for the whole reply
+    options: Mapping[str, Any] | None  # the Space's extra chat inputs, by name or label
+    transport: str | None  # "auto", "direct" or "gradio_client"
+    cache: bool | None  # the on-disk cache of what connecting learnt
+    attempts: int | None  # tries per reply, before its first token
+    max_input_tokens: int | None  # the longest prompt sent, in Qwen's tokens (0: no limit)
+
+
+#: Every setting a caller names: the Space(s), then the rest.
+SETTING_NAMES = ("space", *SettingsArguments.__annotations__)
+
+#: How each named setting becomes ``Settings``' field: (field, value from the argument or None).
+_RESOLVE: dict[str, tuple[str, Any]] = {
+    "hf_token": (
+        "hf_token",
+        lambda v: v if v is not None else os.environ.get(HF_TOKEN_ENV) or None,
+    ),
+    "proxy": ("proxy", lambda v: v or None),
+    "timeout": ("timeouts", lambda v: Timeouts.of(v)),
+    "options": ("options", lambda v: checked_options(v)),
+    "transport": ("transport", lambda v: v or "auto"),
+    "cache": ("cache", lambda v: cache_enabled(v)),
+    "attempts": ("attempts", lambda v: 3 if v is None else v),
+    "max_input_tokens": ("max_input_tokens", lambda v: _max_input_tokens(v)),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """What a QwenClient is: which Space, how to reach it, the limits of each reply.
@@ -203,33 +240,19 @@ class Settings:
 
     @classmethod
     def build(
-        cls,
-        space: SpacesArgument = None,
-        *,
-        hf_token: str | None = None,
-        proxy: str | None = None,
-        timeout: Timeouts | float | None = None,
-        options: Mapping[str, Any] | None = None,
-        transport: str | None = None,
-        cache: bool | None = None,
-        attempts: int | None = None,
-        max_input_tokens: int | None = None,
+        cls, space: SpacesArgument = None, **arguments: Unpack[SettingsArguments]
     ) -> Settings:
-        """Settings from arguments, else the environment, else the defaults (see the module's
-        table). ``space`` is one Space (an id, a URL, a ``Space``) or a pool of them (a list,
-        or ids and URLs separated by commas). Raises ValueError (InvalidSpaceError,
-        InvalidOptionError) for a wrong one."""
-        return cls(
-            spaces=spaces_of(space),
-            attempts=3 if attempts is None else attempts,
-            hf_token=hf_token if hf_token is not None else os.environ.get(HF_TOKEN_ENV) or None,
-            proxy=proxy or None,
-            timeouts=Timeouts.of(timeout),
-            options=checked_options(options),
-            transport=transport or "auto",
-            cache=cache_enabled(cache),
-            max_input_tokens=_max_input_tokens(max_input_tokens),
-        )
+        """Settings from arguments (``SettingsArguments``), else the environment, else the
+        defaults (see the module's table). ``space`` is one Space (an id, a URL, a ``Space``) or
+        a pool of them (a list, or ids and URLs separated by commas). Raises TypeError for a
+        name that is no setting, ValueError (InvalidSpaceError, InvalidOptionError) for a
+        wrong value."""
+        unknown = set(arguments) - set(_RESOLVE)
+        if unknown:
+            raise TypeError(f"not a setting: {', '.join(sorted(unknown))}")
+        given: dict[str, Any] = dict(arguments)
+        fields = {field: resolve(given.get(name)) for name, (field, resolve) in _RESOLVE.items()}
+        return cls(spaces=spaces_of(space), **fields)
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` (field names) applied; ``space=`` takes what ``build``'s

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from qwen_gradio import QwenClient, SpaceError
+from qwen_gradio.client import _shared as shared_clients
 from qwen_gradio.provider import Qwen_Qwen_2_5_Max
 
 from .cassette_config import (
@@ -62,12 +63,12 @@ def vcr_config() -> dict[str, Any]:
 def space(generation: str, record_mode: str) -> Iterator[str]:
     """Where the client connects: the recording target, or (on replay) a name that resolves
     nowhere — the network is blocked and only the cassette answers."""
-    Qwen_Qwen_2_5_Max._clients.clear()  # each cassette holds its own connection to the Space
+    shared_clients.clear()  # each cassette holds its own connection to the Space
     if record_mode == "none":
         yield f"http://{generation}.cassette.invalid/"
     else:
         yield os.environ[RECORD_URL_ENV]
-    Qwen_Qwen_2_5_Max._clients.clear()
+    shared_clients.clear()
 
 
 @pytest.fixture

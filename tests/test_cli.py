@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from qwen_gradio.cli import main
 from qwen_gradio.replica import ReplicaServer
+from qwen_gradio.settings import SETTING_NAMES
 
 from .conftest import Replica
 from .helpers import assert_stopped_early, replica_reply
@@ -132,7 +133,11 @@ def test_ctrl_c_cancels_the_job_and_exits_130(replica: Replica) -> None:
     assert_stopped_early(result, 5000)
 
 
-CLIENT_FLAGS = ("--space", "--hf-token", "--proxy", "--timeout", "--option", "--transport")
+#: A flag per setting (``SETTING_NAMES``): --option for options, --no-cache for cache.
+CLIENT_FLAGS = tuple(
+    {"options": "--option", "cache": "--no-cache"}.get(name, "--" + name.replace("_", "-"))
+    for name in SETTING_NAMES
+)
 
 
 @pytest.mark.parametrize("command", ["chat", "batch", "info", "serve", "ui"])
@@ -140,7 +145,7 @@ def test_every_command_takes_every_client_flag(command: str) -> None:
     """One decorator gives every command the client's settings (``ui`` too)."""
     code, out, _ = invoke(command, "--help")
     assert code == 0
-    for flag in (*CLIENT_FLAGS, "--no-cache"):
+    for flag in CLIENT_FLAGS:
         assert flag in out, (command, flag)
     assert ("-o, --option" in out) is (command != "batch")  # batch's -o is its output file
 

@@ -26,6 +26,7 @@ from qwen_gradio import (
     Timeouts,
 )
 from qwen_gradio._transports.http import status_error
+from qwen_gradio.settings import SETTING_NAMES, SettingsArguments
 
 from .conftest import Replica
 
@@ -79,6 +80,24 @@ def test_a_client_takes_settings_whole_or_as_arguments() -> None:
         assert client.settings is settings and client.timeouts.total == 3.0
     with pytest.raises(TypeError, match="not both"):
         QwenClient("http://127.0.0.1:1", settings=settings)
+    for name in SettingsArguments.__annotations__:  # any of them: none is dropped silently
+        with pytest.raises(TypeError, match="not both"):
+            QwenClient(settings=settings, **{name: False})  # type: ignore[misc]
+    with pytest.raises(TypeError, match="not a setting: colour"):
+        QwenClient("http://127.0.0.1:1", colour="blue")  # type: ignore[call-arg]
+
+
+def test_every_front_end_takes_the_settings_from_the_one_list() -> None:
+    """``SettingsArguments`` is the one list: ``Settings.build`` resolves each of its names, the
+    CLI has a flag for each, the llm plugin's options are some of them."""
+    from qwen_gradio import settings as module
+    from qwen_gradio.cli import SETTINGS_FLAGS
+
+    assert set(module._RESOLVE) == set(SettingsArguments.__annotations__)
+    assert ("space", *SettingsArguments.__annotations__) == SETTING_NAMES
+    assert {"cache" if f == "no_cache" else f for f in SETTINGS_FLAGS} == set(SETTING_NAMES)
+    llm_plugin = pytest.importorskip("qwen_gradio.llm_plugin")
+    assert set(llm_plugin.SETTINGS_OPTIONS) <= set(SETTING_NAMES)
 
 
 # -- errors carry their policy -------------------------------------------------------------

@@ -31,6 +31,7 @@ from qwen_gradio import (
     StreamTimeoutError,
     Timeouts,
 )
+from qwen_gradio.client import _shared as shared_clients
 from qwen_gradio.provider import Qwen_Qwen_2_5_Max
 
 from .conftest import ROOT, Replica, start_replica
@@ -349,14 +350,14 @@ def test_the_sync_provider_reuses_one_pool_and_closes_it(
 ) -> None:
     """Sync provider calls run on their client's loop thread (the sync bridge QwenClient.stream
     uses): one pool serves them all, and closing the client closes it."""
-    Qwen_Qwen_2_5_Max._clients.clear()
+    shared_clients.clear()
     opened = count_pools(monkeypatch)
     for _ in range(3):
         assert list(Qwen_Qwen_2_5_Max.create_completion("", "/echo x", space=replica6.url)) == ["x"]
     assert len(opened) == 1 and not opened[0].is_closed
-    (client,) = Qwen_Qwen_2_5_Max._clients.values()
+    (client,) = shared_clients.values()
     client.close()
-    Qwen_Qwen_2_5_Max._clients.clear()
+    shared_clients.clear()
     assert opened[0].is_closed
 
 
