@@ -220,7 +220,9 @@ class StatusLine:
 
 
 @dataclass
-class Reply:
+class PrintedReply:
+    """What the CLI printed of one reply, and when its first text came."""
+
     text: str = ""
     deltas: int = 0
     first_delta_seconds: float | None = None
@@ -228,12 +230,12 @@ class Reply:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
+def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> PrintedReply:
     """Print one reply as it streams (``prefix`` before its first text); raises what the stream
     raises, once the job is cancelled."""
     out = sys.stdout
     status_line = StatusLine(sys.stderr)
-    reply, started = Reply(), time.monotonic()
+    reply, started = PrintedReply(), time.monotonic()
     try:
         for event in stream.events():
             if isinstance(event, QueueStatus):
@@ -264,7 +266,7 @@ def stream_reply(stream: Stream, as_json: bool, prefix: str = "") -> Reply:
     return reply
 
 
-def done_object(reply: Reply, stream: Stream) -> dict[str, Any]:
+def done_object(reply: PrintedReply, stream: Stream) -> dict[str, Any]:
     return {
         "type": "done",
         "text": reply.text,
@@ -372,12 +374,12 @@ def repl(client: QwenClient, system: str | None) -> int:
             reply = stream_reply(stream, as_json=False, prefix="qwen> ")
         except KeyboardInterrupt:
             click.echo("\n(stopped)", err=True)
-            reply = Reply(text=stream.text)
+            reply = PrintedReply(text=stream.text)
         except QwenGradioError as error:
             if error.partial_text:
                 click.echo("")
             click.echo(error_line(error), err=True)
-            reply = Reply(text=error.partial_text)
+            reply = PrintedReply(text=error.partial_text)
         else:
             if not reply.text.endswith("\n"):
                 click.echo("")

@@ -1,7 +1,7 @@
 """QwenClient: chat with a Qwen demo Space, sync or async, streamed or whole.
 
 The client owns the connection to the Space (one ``Transport``, made on first use), the
-connection pools of the event loops it runs on, the sync API's loop thread, and the background
+HTTP clients of the event loops it runs on, the sync API's loop thread, and the background
 cancellations of abandoned jobs. Each reply is a ``Job`` (``_client.job``) read through an
 ``AsyncStream`` or its sync twin ``Stream`` (``_client.streams``).
 """
@@ -256,7 +256,7 @@ class QwenClient:
 
     def _cancel_once_joined(self, join: asyncio.Future[str]) -> None:
         """An abandoned job is still joining the queue (its cancel goes once it has an id):
-        closing the loop's pool waits for the join, or the Space would keep a job that nobody
+        closing the loop's connections waits for the join, or the Space would keep a job that nobody
         cancels."""
         self._joining.add(join)
         join.add_done_callback(self._joining.discard)
@@ -274,17 +274,17 @@ class QwenClient:
 
     # -- closing ----------------------------------------------------------------------------
 
-    async def _close_pools(self) -> None:
-        """Close the running loop's connection pools, once its abandoned jobs have joined."""
+    async def _close_connections(self) -> None:
+        """Close the running loop's connections, once its abandoned jobs have joined."""
         await self._settle_joins()
         for member in self._members:
-            await member.close_pool()
+            await member.close_http()
 
     def close(self) -> None:
         """Close connections, stop the sync API's thread, and wait until the Space has been
         asked to stop every job cancelled so far. Idempotent."""
         self._closed = True
-        self._runner.stop(self._close_pools)
+        self._runner.stop(self._close_connections)
         self._canceller.close()
         for member in self._members:
             member.close()
@@ -292,7 +292,7 @@ class QwenClient:
     async def aclose(self) -> None:
         """Close this loop's connections, stop the sync API's thread, and wait until the Space
         has been asked to stop every job cancelled so far. Idempotent."""
-        await self._close_pools()
+        await self._close_connections()
         await run_in_thread(self._join_cancels, name="qwen_gradio-close")
         self.close()
 

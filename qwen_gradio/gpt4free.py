@@ -46,7 +46,7 @@ from .provider import Qwen_Qwen_2_5_Max as Standalone
 
 __all__ = [
     "Qwen_Qwen_2_5_Max",
-    "Reply",
+    "G4fReply",
     "as_g4f_error",
     "gpt4free_provider",
     "main",
@@ -117,7 +117,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
     @classmethod
     def create_async_generator(
         cls, model: str, messages: Prompt, proxy: str | None = None, **kwargs: Any
-    ) -> Reply:
+    ) -> G4fReply:
         """Stream the reply: a ``ProviderInfo`` (this provider and the model), then text chunks
         as the Space emits them, then ``FinishReason("stop")``. Bad input raises at once."""
         try:
@@ -125,7 +125,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
         except errors.QwenGradioError as error:
             raise as_g4f_error(error).with_traceback(error.__traceback__) from None
         info = ProviderInfo(**cls.get_dict(), model=cls.standalone.get_model(model))
-        return Reply(info, result.generator)
+        return G4fReply(info, result.generator)
 
 
 _COPIED = (
@@ -156,7 +156,7 @@ def gpt4free_provider(standalone: type[Standalone]) -> type[Qwen_Qwen_2_5_Max]:
     )
 
 
-class Reply:
+class G4fReply:
     """The async iterator ``create_async_generator`` returns; ``aclose()`` (or dropping it)
     before the end cancels the job on the Space. A class rather than an async generator, so
     that the event loop's shutdown never closes it while gpt4free's generators do."""
@@ -166,7 +166,7 @@ class Reply:
         self._stream = stream
         self._done = False
 
-    def __aiter__(self) -> Reply:
+    def __aiter__(self) -> G4fReply:
         return self
 
     async def __anext__(self) -> Any:

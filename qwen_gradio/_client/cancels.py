@@ -3,7 +3,7 @@
 Closing a stream never waits on the network: the cancellation goes to this thread's event loop,
 so it cannot be cut short by a loop that is shutting down (``asyncio.run`` ending, a server
 stopping), nor collide with the generators being closed there. One loop and one connection
-pool per Space (same proxy, headers and cookies as the job's) serve every cancellation: 50
+HTTP client per Space (same proxy, headers and cookies as the job's) serve every cancellation: 50
 streams dropped at once are 50 requests in flight together, not 50 threads, loops and TLS
 contexts made one after another (``docs/performance.md``). Each request ends within
 ``CANCEL_TIMEOUT``; ``join()`` waits for those in flight (``QwenClient.close()`` does), and the
@@ -30,7 +30,7 @@ logger = logging.getLogger("qwen_gradio")
 
 CANCEL_TIMEOUT = 5.0  # seconds a cancellation request may take
 
-PoolKey = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
+HttpKey = tuple[str, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]
 
 
 class Canceller:
@@ -39,11 +39,11 @@ class Canceller:
     def __init__(self, proxy: str | None) -> None:
         self.proxy = proxy
         self._runner = LoopThread("qwen_gradio-cancel")
-        self._pools: dict[PoolKey, httpx.AsyncClient] = {}
+        self._http_clients: dict[HttpKey, httpx.AsyncClient] = {}
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._lock = threading.Lock()
         self._finalizer = weakref.finalize(
-            self, _stop, self._runner, self._pending, self._lock, self._pools
+            self, _stop, self._runner, self._pending, self._lock, self._http_clients
         )
 
     def send(
@@ -66,25 +66,25 @@ class Canceller:
         self, conn: SpaceConnection, session_hash: str, event_id: str, started: bool
     ) -> None:
         try:
-            http = self._pool(conn)
+            http = self._http(conn)
             timeout = httpx.Timeout(CANCEL_TIMEOUT)
             cancelling = cancel_job(http, conn, session_hash, event_id, timeout, started=started)
             await asyncio.wait_for(cancelling, CANCEL_TIMEOUT)
         except Exception as exc:  # best effort, like cancel_job itself
             logger.debug("cancelling %s on %s: %r", event_id, conn.url, exc)
 
-    def _pool(self, conn: SpaceConnection) -> httpx.AsyncClient:
+    def _http(self, conn: SpaceConnection) -> httpx.AsyncClient:
         key = (conn.url, tuple(sorted(conn.headers.items())), tuple(sorted(conn.cookies.items())))
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = httpx.AsyncClient(
+        http = self._http_clients.get(key)
+        if http is None:
+            http = self._http_clients[key] = httpx.AsyncClient(
                 headers=conn.headers,
                 cookies=conn.cookies,
                 proxy=self.proxy,
-                verify=tls_context(conn.url, self.proxy),  # shared: no CAs loaded per pool
+                verify=tls_context(conn.url, self.proxy),  # shared: no CAs loaded per client
                 limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
             )
-        return pool
+        return http
 
     def join(self, timeout: float = CANCEL_TIMEOUT * 2) -> None:
         """Wait until every cancellation sent so far has been answered (or given up)."""
@@ -93,7 +93,7 @@ class Canceller:
         concurrent.futures.wait(pending, timeout=timeout)
 
     def close(self) -> None:
-        """Wait for the cancellations in flight, then close the pools and stop the thread."""
+        """Wait for the cancellations in flight, then close the HTTP clients and stop the thread."""
         self._finalizer()
 
 
@@ -101,16 +101,17 @@ def _stop(
     runner: LoopThread,
     pending: set[concurrent.futures.Future[None]],
     lock: threading.Lock,
-    pools: dict[PoolKey, httpx.AsyncClient],
+    http_clients: dict[HttpKey, httpx.AsyncClient],
 ) -> None:
-    """Wait for the cancellations in flight, then close the pools on their loop and stop it."""
+    """Wait for the cancellations in flight, then close the HTTP clients on their loop, and
+    stop it."""
     with lock:
         waiting = list(pending)
     concurrent.futures.wait(waiting, timeout=CANCEL_TIMEOUT * 2)
 
-    async def close_pools() -> None:
-        for pool in list(pools.values()):
-            await pool.aclose()
-        pools.clear()
+    async def close_clients() -> None:
+        for http in list(http_clients.values()):
+            await http.aclose()
+        http_clients.clear()
 
-    runner.stop(close_pools)
+    runner.stop(close_clients)

@@ -1,5 +1,5 @@
 """One Space of a client's pool, connected: its transport (made once, whichever loop asks
-first), a connection pool per event loop, and its health (``qwen_gradio.routing``).
+first), an HTTP client (its connections) per event loop, and its health (``routing``).
 
 A transport made from the on-disk cache is *unconfirmed* until the Space's own config, asked in
 parallel with the first job (``confirmation()``), agrees with it; if it does not, the member's
@@ -40,7 +40,7 @@ logger = logging.getLogger("qwen_gradio")
 
 USER_AGENT = f"qwen_gradio/{__version__}"
 
-_Pool = tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
+_HttpClient = tuple[httpx.AsyncClient, AsyncGenerator[None, None]]
 
 
 class Member:
@@ -68,7 +68,7 @@ class Member:
         self._connect_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Pool] = (
+        self._http_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _HttpClient] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -135,7 +135,7 @@ class Member:
 
     async def _confirm(self, transport: Transport) -> Transport:
         """Ask the Space for its config; keep ``transport`` if it agrees, else make a new one."""
-        http = await self.pool()
+        http = await self.http()
         timeout = httpx.Timeout(self.settings.timeouts.connect)
         config = await fetch_config(http, self.url, timeout)
         if transport is not self.transport:
@@ -162,11 +162,11 @@ class Member:
         whether it was made from the Space's own config."""
         s = self.settings
         if s.transport != "gradio_client":
-            http = await self.pool()
+            http = await self.http()
             if config is None and self._cache is not None:
                 known = cached_connection(http, self.url, self._cache)
                 if known is not None:
-                    return DirectTransport(known, self.pool, s.timeouts.connect), False
+                    return DirectTransport(known, self.http, s.timeouts.connect), False
             connection = await connect_direct(
                 http,
                 self.url,
@@ -176,7 +176,7 @@ class Member:
                 config=config,
             )
             if connection is not None:
-                return DirectTransport(connection, self.pool, s.timeouts.connect), True
+                return DirectTransport(connection, self.http, s.timeouts.connect), True
         from .._transports.gradio_client import GradioClientTransport
 
         def connect() -> Transport:
@@ -190,11 +190,11 @@ class Member:
 
         return await run_in_thread(connect), True
 
-    async def pool(self) -> httpx.AsyncClient:
+    async def http(self) -> httpx.AsyncClient:
         """The connection pool of the running event loop, closed when that loop shuts down its
-        async generators (as ``asyncio.run`` does), or by ``close_pool()``."""
+        async generators (as ``asyncio.run`` does), or by ``close_http()``."""
         loop = asyncio.get_running_loop()
-        pool = self._pools.get(loop)
+        pool = self._http_clients.get(loop)
         if pool is None or pool[0].is_closed:
             conn = self.connection
             http = httpx.AsyncClient(
@@ -206,24 +206,24 @@ class Member:
             )
             keeper = _close_at_shutdown(http)
             await keeper.asend(None)  # now the loop's shutdown_asyncgens() will close it
-            pool = self._pools[loop] = (http, keeper)
+            pool = self._http_clients[loop] = (http, keeper)
         return pool[0]
 
-    async def close_pool(self) -> None:
+    async def close_http(self) -> None:
         """Stop the running loop's config check, if one is still asking, and close its
         connection pool."""
         check = self._checks.pop(asyncio.get_running_loop(), None)
         if check is not None and not check.done():
             check.cancel()
             await asyncio.wait([check])
-        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        pool = self._http_clients.pop(asyncio.get_running_loop(), None)
         if pool is not None:
             await pool[1].aclose()
 
     def close(self) -> None:
         """Forget the pools (their loops close them) and let the transport's threads end."""
         self.closed = True
-        self._pools.clear()
+        self._http_clients.clear()
         if self.transport is not None:
             self.transport.close()
 
@@ -236,7 +236,7 @@ def _retrieved(task: asyncio.Task[Transport]) -> None:
 
 async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, None]:
     """Holds ``http`` open; closing this generator (the loop's ``shutdown_asyncgens()``, or
-    ``close_pool()``) closes it."""
+    ``close_http()``) closes it."""
     try:
         yield
     finally:

@@ -30,7 +30,7 @@ __all__ = ["AsyncEvents", "AsyncStream", "Events", "Stream"]
 logger = logging.getLogger("qwen_gradio")
 
 
-class _Reply:
+class _ReplyView:
     """What both streams say of their reply, read from its job's state."""
 
     _job: Job
@@ -87,7 +87,7 @@ class _Reply:
         return self._job.usage
 
 
-class AsyncStream(_Reply):
+class AsyncStream(_ReplyView):
     """One streamed reply: an async iterator of text deltas, closable, an async context manager.
 
     ``events()`` gives the typed events instead: ``QueueStatus`` while the job waits,
@@ -187,7 +187,7 @@ def _untracked_anext(events: AsyncGenerator[StreamEvent, None]) -> Awaitable[Str
         sys.set_asyncgen_hooks(firstiter=firstiter, finalizer=finalizer)
 
 
-class Stream(_Reply):
+class Stream(_ReplyView):
     """The sync twin of AsyncStream: an iterator of text deltas, ``events()`` for typed events,
     closable, a context manager.
 

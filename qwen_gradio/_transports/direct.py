@@ -40,7 +40,7 @@ __all__ = [
     "fetch_config",
 ]
 
-Pool = Callable[[], Awaitable[httpx.AsyncClient]]
+HttpClientOf = Callable[[], Awaitable[httpx.AsyncClient]]  # the running loop's
 
 
 async def fetch_config(http: httpx.AsyncClient, url: str, timeout: httpx.Timeout) -> dict[str, Any]:
@@ -138,11 +138,13 @@ def _connection(
 
 
 class DirectTransport:
-    """Jobs over the running loop's connection pool (``pool()``)."""
+    """Jobs over the running loop's HTTP client (``http()``)."""
 
-    def __init__(self, connection: SpaceConnection, pool: Pool, connect_timeout: float | None):
+    def __init__(
+        self, connection: SpaceConnection, http: HttpClientOf, connect_timeout: float | None
+    ):
         self.connection = connection
-        self.pool = pool
+        self.http = http
         self.connect_timeout = connect_timeout
 
     def submit(self, inputs: list[Any], session_hash: str) -> DirectSubmission:
@@ -166,7 +168,7 @@ class DirectSubmission:
 
     async def _join(self, inputs: list[Any]) -> str:
         """Put the chat job in the Space's queue; return its event id."""
-        conn, http = self.transport.connection, await self.transport.pool()
+        conn, http = self.transport.connection, await self.transport.http()
         endpoint = conn.endpoint
         payload = {
             "data": inputs,
@@ -209,7 +211,7 @@ class DirectSubmission:
     async def _open(self) -> AsyncIterator[str]:
         """Open the session's event stream. Its headers count against the caller's first-token
         limit: a front end that takes the request and never answers cannot hang the reply."""
-        conn, http = self.transport.connection, await self.transport.pool()
+        conn, http = self.transport.connection, await self.transport.http()
         read_forever = httpx.Timeout(self.transport.connect_timeout, read=None)
         request = http.build_request(
             "GET",

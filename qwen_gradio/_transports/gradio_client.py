@@ -30,7 +30,7 @@ from .gradio_client_internals import (
     submit,
 )
 
-__all__ = ["GradioClientJob", "GradioClientSubmission", "GradioClientTransport"]
+__all__ = ["GradioClientSink", "GradioClientSubmission", "GradioClientTransport"]
 
 
 class GradioClientTransport:
@@ -84,7 +84,7 @@ class GradioClientSubmission:
                 self.join.set_result(event_id)
             self._arrived.set()
 
-        self.job = GradioClientJob(
+        self.job = GradioClientSink(
             transport.connection,
             transport.client,
             _threadsafe(loop, self._arrived.set),
@@ -140,7 +140,7 @@ def _threadsafe(loop: asyncio.AbstractEventLoop, fn: Callable[..., None]) -> Cal
     return call
 
 
-class GradioClientJob:
+class GradioClientSink:
     """One chat job submitted through ``gradio_client.Client.submit``.
 
     ``take()`` hands over what has arrived; ``wake`` is called (from gradio_client's threads)

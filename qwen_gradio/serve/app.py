@@ -38,7 +38,7 @@ from .replies import (
 from .responses import ResponseStore, ResponseWriter, input_messages, response_request
 from .schema import (
     MAX_BODY,
-    UNSUPPORTED,
+    REFUSED_CHAT_FIELDS,
     ApiError,
     api_error,
     chat_request,
@@ -52,7 +52,7 @@ __all__ = [
     "MAX_BODY",
     "MAX_REPLIES",
     "SPACE_HEADER",
-    "UNSUPPORTED",
+    "REFUSED_CHAT_FIELDS",
     "ServeOptions",
     "create_app",
 ]

@@ -38,7 +38,7 @@ logger = logging.getLogger("qwen_gradio")
 #: The response header naming the Space of the pool that answered.
 SPACE_HEADER = "X-Qwen-Gradio-Space"
 SHUTDOWN = object()  # put in a stream's queue when the grace period ends
-KEEPALIVE = object()  # no event for a while: a comment line keeps the connection alive
+IDLE = object()  # no event for a while: a comment line keeps the connection alive
 
 SHUTTING_DOWN = ApiError(
     503,
@@ -119,14 +119,14 @@ class _Pumped:
         return _checked(await asyncio.wait_for(self.queue.get(), timeout))
 
     async def next_or_keepalive(self, keepalive: float) -> object:
-        """What ``pending`` holds first, then the next item; ``KEEPALIVE`` after ``keepalive``
+        """What ``pending`` holds first, then the next item; ``IDLE`` after ``keepalive``
         seconds without one."""
         if self.pending:
             return self.pending.pop(0)
         try:
             return await self.next_item(keepalive)
         except TimeoutError:
-            return KEEPALIVE
+            return IDLE
 
     async def finish(self) -> None:
         self.unlisten()
@@ -173,7 +173,7 @@ async def streamed(
             pumped.pending = early
             while True:
                 item = await pumped.next_or_keepalive(keepalive)
-                if item is KEEPALIVE:
+                if item is IDLE:
                     yield ": keep-alive\n\n"
                     continue
                 if item is END:
@@ -227,7 +227,7 @@ def streamed_response(
             started = False
             while True:
                 item = await pumped.next_or_keepalive(keepalive)
-                if item is KEEPALIVE:
+                if item is IDLE:
                     yield ": keep-alive\n\n"
                     continue
                 if item is END:

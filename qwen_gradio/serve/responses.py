@@ -34,7 +34,14 @@ __all__ = [
 ]
 
 #: Request fields the Space cannot honour: refused (400) when set.
-UNSUPPORTED = ("tools", "tool_choice", "background", "prompt", "conversation", "reasoning")
+REFUSED_RESPONSE_FIELDS = (
+    "tools",
+    "tool_choice",
+    "background",
+    "prompt",
+    "conversation",
+    "reasoning",
+)
 STORED = 1000  # responses kept for previous_response_id, the oldest forgotten first
 
 
@@ -61,7 +68,7 @@ def response_request(data: Any) -> ResponseRequest:
     """The validated request, or ApiError (400)."""
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    for name in UNSUPPORTED:
+    for name in REFUSED_RESPONSE_FIELDS:
         value = data.get(name)
         if value and value not in ("none", "auto"):
             raise ApiError(400, f"'{name}' is not supported by this Space", param=name)

@@ -3,7 +3,7 @@ size limit, and the chat-completions request as a pydantic model.
 
 Types are checked as OpenAI checks them: a string where a number belongs is refused, not coerced
 (pydantic's strict mode); fields OpenAI defines that the Space cannot honour are refused when
-they would change the reply (``UNSUPPORTED``), accepted and ignored otherwise (``temperature``,
+they would change the reply (``REFUSED_CHAT_FIELDS``), accepted and ignored otherwise (``temperature``,
 ``max_tokens``...); fields OpenAI does not define are ignored, as vLLM does. The messages
 themselves are checked by qwen_gradio's message rules (``qwen_gradio._core.messages``).
 """
@@ -23,7 +23,7 @@ from ..provider import Qwen_Qwen_2_5_Max
 
 __all__ = [
     "MAX_BODY",
-    "UNSUPPORTED",
+    "REFUSED_CHAT_FIELDS",
     "ApiError",
     "ChatCompletionRequest",
     "api_error",
@@ -36,7 +36,7 @@ __all__ = [
 
 MAX_BODY = 4 * 1024 * 1024  # bytes: far above a full context window of text, as JSON
 #: Request fields that change what a reply is and that the Space cannot honour: refused (400).
-UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
+REFUSED_CHAT_FIELDS = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
 
 
 class ApiError(Exception):
@@ -215,7 +215,7 @@ def chat_request(body: bytes) -> ChatCompletionRequest:
     data = json_body(body)
     if not isinstance(data, dict):
         raise ApiError(400, "the request body must be a JSON object")
-    for name in UNSUPPORTED:
+    for name in REFUSED_CHAT_FIELDS:
         if data.get(name):
             raise ApiError(400, f"'{name}' is not supported by this Space", param=name)
     try:
