@@ -45,8 +45,8 @@ from ._core.space import SPACE_ENV, resolve_space_url
 from .provider import Qwen_Qwen_2_5_Max as Standalone
 
 __all__ = [
-    "Qwen_Qwen_2_5_Max",
     "G4fReply",
+    "Qwen_Qwen_2_5_Max",
     "as_g4f_error",
     "gpt4free_provider",
     "main",

@@ -51,8 +51,8 @@ __all__ = [
     "API_KEY_ENV",
     "MAX_BODY",
     "MAX_REPLIES",
-    "SPACE_HEADER",
     "REFUSED_CHAT_FIELDS",
+    "SPACE_HEADER",
     "ServeOptions",
     "create_app",
 ]

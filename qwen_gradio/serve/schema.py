@@ -3,9 +3,9 @@ size limit, and the chat-completions request as a pydantic model.
 
 Types are checked as OpenAI checks them: a string where a number belongs is refused, not coerced
 (pydantic's strict mode); fields OpenAI defines that the Space cannot honour are refused when
-they would change the reply (``REFUSED_CHAT_FIELDS``), accepted and ignored otherwise (``temperature``,
-``max_tokens``...); fields OpenAI does not define are ignored, as vLLM does. The messages
-themselves are checked by qwen_gradio's message rules (``qwen_gradio._core.messages``).
+they would change the reply (``REFUSED_CHAT_FIELDS``), accepted and ignored otherwise
+(``temperature``, ``max_tokens``...); fields OpenAI does not define are ignored, as vLLM does.
+The messages themselves are checked by qwen_gradio's message rules (``_core.messages``).
 """
 
 from __future__ import annotations
