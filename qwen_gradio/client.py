@@ -19,7 +19,7 @@ from typing import Any, Unpack
 from ._client.bridge import LoopThread, run_in_thread
 from ._client.cancels import CANCEL_TIMEOUT, Canceller
 from ._client.job import Job
-from ._client.member import Member
+from ._client.member import Member, options_for
 from ._client.streams import AsyncStream, Stream
 from ._core.messages import Conversation, Prompt, to_conversation
 from ._core.options import ChatOption
@@ -27,7 +27,7 @@ from ._core.space import SpaceConnection
 from ._transports import Transport
 from ._transports.cache import SpaceCache
 from ._transports.warm import warm_http_imports
-from .errors import InvalidOptionError, QwenGradioError, StreamClosedError
+from .errors import QwenGradioError, StreamClosedError
 from .settings import Settings, SettingsArguments, SpacesArgument, Timeouts, checked_options
 from .tokens import check_fits
 
@@ -160,23 +160,8 @@ class QwenClient:
         return transport
 
     def options_for(self, member: Member, options: Mapping[str, Any]) -> dict[str, Any]:
-        """The options ``member``'s replies get, checked (InvalidOptionError). In a pool, an
-        option that some Spaces lack goes to those that have it; one that no Space has is
-        refused once every Space is connected."""
-        pooled = len(self._members) > 1
-        chosen = member.options_for(options, pooled=pooled)
-        if pooled and all(m.connection is not None for m in self._members):
-            for key in options:
-                if not any(
-                    o.matches(str(key))
-                    for m in self._members
-                    for o in (m.connection.endpoint.options if m.connection else ())
-                ):
-                    names = ", ".join(m.name for m in self._members)
-                    raise InvalidOptionError(
-                        f"no Space of the pool ({names}) has an option {key!r}"
-                    )
-        return chosen
+        """The options ``member``'s replies get, checked (``_client.member.options_for``)."""
+        return options_for(self._members, member, options)
 
     def chat_options(self) -> tuple[ChatOption, ...]:
         """The (first) Space's extra chat inputs (connects first): each with its name,

@@ -79,7 +79,7 @@ class Job:
         self.attempts = 0
         self.resent = 0  # jobs sent again because the cache's call was out of date
         self.usage: Usage | None = None  # the reply's token counts, once it is complete
-        self.state = ReplyState(chatbot_output=1)  # the layout's own index is set on submitting
+        self.state = ReplyState()  # begun for each attempt's Space as it submits
         self.submitted: tuple[SpaceConnection, Submission] | None = None
         self.cancel_started = False
 
@@ -220,7 +220,6 @@ class Job:
         loop = asyncio.get_running_loop()
         tried = loop.time()
         self.submitted = None
-        self.state = ReplyState(chatbot_output=1)
         connect_limit = self.connect_deadline(tried, started)
         connecting = self.pool._connected(member, provisional=True)
         transport = await self.within(connecting, connect_limit, ACCEPTED)
@@ -271,7 +270,7 @@ class Job:
             check = member.confirmation(transport)
             self.session_hash = submission.session_hash
             self.submitted = (conn, submission)
-            self.state = ReplyState(
+            self.state.begin(
                 conn.endpoint.chatbot_output,
                 diffs=submission.diffs,
                 quoted_errors=conn.endpoint.gradio_major == 4,

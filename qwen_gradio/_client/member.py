@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -29,12 +29,12 @@ from .._transports.direct import (
 )
 from .._transports.http import tls_context
 from .._version import __version__
-from ..errors import StreamClosedError
+from ..errors import InvalidOptionError, StreamClosedError
 from ..routing import Health
 from ..settings import Settings, Space
 from .bridge import run_in_thread
 
-__all__ = ["USER_AGENT", "Member"]
+__all__ = ["USER_AGENT", "Member", "options_for"]
 
 logger = logging.getLogger("qwen_gradio")
 
@@ -79,22 +79,6 @@ class Member:
     def connection(self) -> SpaceConnection | None:
         """What connecting learnt (None before it)."""
         return self.transport.connection if self.transport is not None else None
-
-    def options_for(self, options: Mapping[str, Any], *, pooled: bool) -> dict[str, Any]:
-        """The options this member's replies get: its own over ``options``, checked against its
-        chat event (InvalidOptionError). In a pool, an option this Space does not have is left
-        out (another member may have it); alone, it is an error."""
-        chosen = {**options, **self.space.options}
-        conn = self.connection
-        if conn is None:
-            return chosen
-        endpoint = conn.endpoint
-        if pooled:
-            chosen = {
-                k: v for k, v in chosen.items() if any(o.matches(str(k)) for o in endpoint.options)
-            }
-        endpoint.option_values(chosen)  # checked here, before any job
-        return chosen
 
     async def connected(self, *, provisional: bool = False) -> Transport:
         """The transport, connecting first if need be (once, whichever loop asks). One made
@@ -241,3 +225,26 @@ async def _close_at_shutdown(http: httpx.AsyncClient) -> AsyncGenerator[None, No
         yield
     finally:
         await http.aclose()
+
+
+def options_for(
+    members: Sequence[Member], member: Member, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The options ``member``'s replies get: its Space's own over ``options``, checked against
+    its chat event once it is connected (InvalidOptionError), before any job. In a pool, an
+    option this Space does not have is left out (another member may have it), and one that no
+    Space of the pool has is refused once every Space is connected; alone, it is an error."""
+    chosen = {**options, **member.space.options}
+    conn = member.connection
+    pooled = len(members) > 1
+    if conn is not None:
+        endpoint = conn.endpoint
+        if pooled:
+            chosen = {k: v for k, v in chosen.items() if endpoint.has_option(str(k))}
+        endpoint.option_values(chosen)  # checked here, before any job
+    if pooled and all(m.connection is not None for m in members):
+        for key in options:
+            if not any(m.connection and m.connection.endpoint.has_option(key) for m in members):
+                names = ", ".join(m.name for m in members)
+                raise InvalidOptionError(f"no Space of the pool ({names}) has an option {key!r}")
+    return chosen

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from types import TracebackType
 
 from .._core.messages import Conversation
-from .._core.reply import QueueStatus, ReplyCompleted, StreamEvent, TextDelta
+from .._core.reply import HandedOut, QueueStatus, StreamEvent, TextDelta
 from ..errors import StreamClosedError
 from ..tokens import Usage
 from .bridge import CLOSED, END, LoopThread, Pump
@@ -204,36 +204,32 @@ class Stream(_ReplyView):
         self._pump: Pump | None = None
         self._finished = False
         self._closed = False
-        self._text = ""
-        self._status: QueueStatus | None = None
-        self._completed = False
-        self._rewrites = 0
-        self._usage: Usage | None = None
+        self._seen = HandedOut()
 
     @property
     def text(self) -> str:
         """The reply text handed out so far (all of it once the stream has ended)."""
-        return self._text
+        return self._seen.text
 
     @property
     def status(self) -> QueueStatus | None:
         """The latest queue status handed out (None before any)."""
-        return self._status
+        return self._seen.status
 
     @property
     def completed(self) -> bool:
         """True once the whole reply has been handed out."""
-        return self._completed
+        return self._seen.completed
 
     @property
     def rewrites(self) -> int:
         """How often a delta handed out rewrote text handed out before (see ``_core.reply``)."""
-        return self._rewrites
+        return self._seen.rewrites
 
     @property
     def usage(self) -> Usage | None:
         """The reply's token counts, once its end has been handed out."""
-        return self._usage
+        return self._seen.usage
 
     def __iter__(self) -> Stream:
         return self
@@ -272,14 +268,9 @@ class Stream(_ReplyView):
             self._finished = True
             self.close()
             raise item
-        if isinstance(item, TextDelta):
-            self._rewrites += not item.text.startswith(self._text)  # ReplyState's own rule
-            self._text = item.text
-        elif isinstance(item, QueueStatus):
-            self._status = item
-        elif isinstance(item, ReplyCompleted):
-            self._text, self._completed, self._usage = item.text, True, item.usage
-        return item  # type: ignore[return-value]
+        event: StreamEvent = item  # type: ignore[assignment]  # what the pump puts: an event
+        self._seen.take(event)
+        return event
 
     def until_done(self) -> str:
         """Read the rest of the reply; return all of its text."""

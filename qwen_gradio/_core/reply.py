@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from ..tokens import Usage
 
 __all__ = [
+    "HandedOut",
     "QueueStatus",
     "ReplyCompleted",
     "ReplyState",
@@ -52,6 +53,7 @@ __all__ = [
     "apply_diff",
     "decode_sse_line",
     "error_for_message",
+    "rewrote",
 ]
 
 _RATE_LIMIT = re.compile(
@@ -227,12 +229,45 @@ def _common_prefix_length(a: str, b: str) -> int:
     return length
 
 
+def rewrote(old: str, new: str) -> bool:
+    """Whether text ``new`` rewrites text ``old`` (does not just extend it)."""
+    return not new.startswith(old)
+
+
+class HandedOut:
+    """What a reader has been handed of a reply, event by event: the sync ``Stream``'s view,
+    which lags the job's own ``ReplyState`` by the events still on their way to it."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.status: QueueStatus | None = None
+        self.completed = False
+        self.rewrites = 0
+        self.usage: Usage | None = None
+
+    def take(self, event: StreamEvent) -> None:
+        if isinstance(event, TextDelta):
+            self.rewrites += rewrote(self.text, event.text)
+            self.text = event.text
+        elif isinstance(event, QueueStatus):
+            self.status = event
+        elif isinstance(event, ReplyCompleted):
+            self.text, self.completed, self.usage = event.text, True, event.usage
+
+
 class ReplyState:
     """One reply's progress: the Space's latest output, the assistant text, the queue status."""
 
     def __init__(
-        self, chatbot_output: int, *, diffs: bool = True, quoted_errors: bool = False
+        self, chatbot_output: int | None = None, *, diffs: bool = True, quoted_errors: bool = False
     ) -> None:
+        self.begin(chatbot_output, diffs=diffs, quoted_errors=quoted_errors)
+
+    def begin(
+        self, chatbot_output: int | None, *, diffs: bool = True, quoted_errors: bool = False
+    ) -> None:
+        """Start over, for a job on a Space whose Chatbot is output ``chatbot_output`` (None:
+        not known yet, no text is read)."""
         self.chatbot_output = chatbot_output
         self.diffs = diffs  # False: every process_generating carries the whole output
         self.quoted_errors = quoted_errors  # gradio 4 sends an app error's message as its repr()
@@ -326,14 +361,15 @@ class ReplyState:
         return ""
 
     def _advance(self) -> str:
-        if not self._outputs or self.chatbot_output >= len(self._outputs):
+        chatbot = self.chatbot_output
+        if not self._outputs or chatbot is None or chatbot >= len(self._outputs):
             return ""
-        new = assistant_text(self._outputs[self.chatbot_output])
+        new = assistant_text(self._outputs[chatbot])
         old = self.text
         if new == old:
             return ""
         self.text = new
-        if new.startswith(old):
+        if not rewrote(old, new):
             return new[len(old) :]
         self.rewrites += 1
         return new[_common_prefix_length(old, new) :]

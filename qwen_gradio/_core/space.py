@@ -214,6 +214,10 @@ class ChatEndpoint:
         major = self.gradio_version.split(".")[0]
         return int(major) if major.isdigit() else 0
 
+    def has_option(self, name: str) -> bool:
+        """Whether the chat event has an option of this name or label."""
+        return any(option.matches(name) for option in self.options)
+
     @property
     def cancel_keeps_waiting_jobs(self) -> bool:
         """Whether the Space's ``/cancel`` leaves a job that still waits in its queue there (to
