@@ -39,10 +39,9 @@ from .errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
+from .replica import REPLICA  # --space replica (ui): the bundled replica, served in-process
 from .routing import MAX_STATED_WAIT
 from .settings import HF_TOKEN_ENV, SETTING_NAMES, Settings, Timeouts
-
-REPLICA = "replica"  # --space replica (ui): the bundled replica, served in-process
 
 #: What each exit code means, for --help; the codes are the error classes' own (``exit_code``).
 EXIT_MEANINGS: list[tuple[type[QwenGradioError], str]] = [

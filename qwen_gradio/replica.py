@@ -30,7 +30,8 @@ Anything else gets a friendly echo. Besides the Space's own API the server answe
 /replica/wait?run=K&timeout=S`` (blocks until run K has ended), ``POST /replica/release`` and
 ``GET /replica/requests`` (method, path and auth header of each request to the Space).
 
-Serve it with ``python -m qwen_gradio.replica --port 7860``. Only this module imports gradio.
+Serve it with ``python -m qwen_gradio.replica --port 7860``. It imports gradio (whichever the
+interpreter has: 4, 5 or 6) and uses, of qwen_gradio, only the I/O-free core.
 
 Over 400 lines because it is a whole Space in one file: the layouts of two templates, the
 scripted replies and test directives, the side API (``/replica/*``) and an in-thread server, so
@@ -53,8 +54,11 @@ from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-DEFAULT_SYSTEM = "You are a helpful assistant."
+from ._core.messages import DEFAULT_SYSTEM
+from ._core.space import decode_history
+
 TITLE = "Qwen2.5-Max"
+REPLICA = "replica"  # what ``--space replica`` names: this replica, served in-process
 WAIT_LIMIT = 30.0  # seconds a lockstep token waits for its release before giving up
 
 
@@ -140,22 +144,7 @@ def tokenize(text: str) -> list[str]:
 
 def history_pairs(history: Any) -> list[list[str | None]]:
     """The Chatbot value as [[user, assistant], ...], whichever format it came in."""
-    if not history:
-        return []
-    if isinstance(history[0], (list, tuple)):
-        return [[pair[0], pair[1]] for pair in history]
-    pairs: list[list[str | None]] = []
-    for message in history:
-        content = message["content"]
-        if isinstance(content, list):
-            content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-        if message["role"] == "user":
-            pairs.append([content, None])
-        elif pairs and pairs[-1][1] is None:
-            pairs[-1][1] = content
-        else:
-            pairs.append([None, content])
-    return pairs
+    return [[user, assistant] for user, assistant in decode_history(history)]
 
 
 @dataclass

@@ -9,7 +9,7 @@ Errors appear as the Space's own text. A Space with options (the Qwen2.5 demo's 
 a control for each, beside the system prompt. The chat endpoint stays callable by any Gradio
 client as ``/chat`` with ``(message, system_prompt, *options)``.
 
-This is the only module besides the replica that imports gradio (the ``ui`` extra). The page
+This module and the replica import gradio (the ``ui`` extra). The page
 loads nothing from outside this machine: no analytics, and system fonts instead of web fonts.
 """
 
@@ -33,7 +33,8 @@ from .settings import Settings
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
 
-REPLICA = "replica"  # --space replica: serve the bundled replica in this process
+from .replica import REPLICA  # --space replica: serve the bundled replica in this process
+
 ERROR_TITLE = "The Space could not answer"
 STOPPED_TITLE = "Stopped: the reply was cut short here"
 

@@ -26,7 +26,9 @@ __all__ = [
     "assistant_text",
     "chat_endpoint",
     "check_gradio_config",
+    "decode_history",
     "encode_history",
+    "gradio_major",
     "new_session_hash",
     "parameter_names_in",
     "resolve_space_url",
@@ -75,8 +77,7 @@ def check_gradio_config(url: str, config: Any) -> None:
     version = config.get("version")
     if not isinstance(version, str) or not version:
         raise InvalidSpaceError(f"{url} is not a Gradio app: its /config names no gradio version")
-    major = version.split(".")[0]
-    if not major.isdigit() or int(major) < 4:
+    if gradio_major(version) < 4:
         raise InvalidSpaceError(
             f"{url} runs gradio {version}; qwen_gradio speaks the queue protocol of gradio 4"
             " and later"
@@ -180,7 +181,7 @@ class ChatEndpoint:
         )
         chatbot_id = inputs[history_input]
         version = str(config.get("version", "0"))
-        major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 0
+        major = gradio_major(version)
         chatbot_type = (components[chatbot_id].get("props") or {}).get("type")
         if major >= 6:
             chat_format = ChatFormat.MESSAGE_PARTS
@@ -211,8 +212,7 @@ class ChatEndpoint:
     @property
     def gradio_major(self) -> int:
         """The major version of the Space's gradio (0 if unknown)."""
-        major = self.gradio_version.split(".")[0]
-        return int(major) if major.isdigit() else 0
+        return gradio_major(self.gradio_version)
 
     def has_option(self, name: str) -> bool:
         """Whether the chat event has an option of this name or label."""
@@ -289,6 +289,12 @@ def parameter_names_in(info: dict[str, Any] | None, api_name: Any, count: int) -
     ]
 
 
+def gradio_major(version: str) -> int:
+    """The major version of a gradio version string (0 if it has none)."""
+    major = version.split(".")[0]
+    return int(major) if major.isdigit() else 0
+
+
 def encode_history(
     history: tuple[tuple[str | None, str | None], ...], chat_format: ChatFormat
 ) -> list[Any]:
@@ -305,6 +311,25 @@ def encode_history(
                 content = [{"type": "text", "text": text}]
             encoded.append({"role": role, "content": content})
     return encoded
+
+
+def decode_history(value: Any) -> list[tuple[str | None, str | None]]:
+    """A Chatbot value, in any format, as (user, assistant) turns: ``encode_history``'s
+    inverse (a turn may lack either side)."""
+    if not value:
+        return []
+    if isinstance(value[0], (list, tuple)):
+        return [(pair[0], pair[1]) for pair in value]
+    turns: list[tuple[str | None, str | None]] = []
+    for message in value:
+        text = _message_text(message.get("content"))
+        if message.get("role") == "user":
+            turns.append((text, None))
+        elif turns and turns[-1][1] is None:
+            turns[-1] = (turns[-1][0], text)
+        else:
+            turns.append((None, text))
+    return turns
 
 
 def _message_text(content: Any) -> str:

@@ -114,11 +114,6 @@ class SpaceCache:
             return None
         return CachedSpace(config, key, names)
 
-    def names(self, url: str, key: str) -> list[str | None] | None:
-        """The parameter names stored for ``url`` under ``key``, or None."""
-        entry = self.load(url)
-        return entry.parameter_names if entry is not None and entry.fingerprint == key else None
-
     def store(self, url: str, entry: CachedSpace) -> None:
         """Remember ``entry`` for ``url``; never raises."""
         record = {
