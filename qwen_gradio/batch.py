@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._client.bridge import run_in_thread
+from ._client.streams import AsyncStream
 from ._core.messages import Prompt, to_conversation
 from ._core.reply import QueueStatus, Retrying, TextDelta
 from .client import QwenClient
@@ -238,6 +239,42 @@ def _record(item: BatchItem, text: str, error: QwenGradioError | None, **timing:
     return json.dumps(body, ensure_ascii=False) + "\n"
 
 
+async def _answer(
+    item: BatchItem, stream: AsyncStream, progress: Progress, summary: Summary, usage: bool
+) -> tuple[str, QwenGradioError | None]:
+    """Read one prompt's reply: its output line, and the error that cut it short (if any)."""
+    begun = time.monotonic()
+    generating: float | None = None
+    error: QwenGradioError | None = None
+    try:
+        async with stream:
+            async for event in stream.events():
+                if isinstance(event, QueueStatus):
+                    progress.queued(event)
+                    if event.started and generating is None:
+                        generating = time.monotonic()
+                elif isinstance(event, Retrying):  # the client tries again
+                    summary.retries += 1
+                    generating = None
+                elif isinstance(event, TextDelta) and generating is None:
+                    generating = time.monotonic()
+    except QwenGradioError as exc:
+        error = exc
+    ended = time.monotonic()
+    generating = generating or ended
+    line = _record(
+        item,
+        stream.text,
+        error,
+        space=stream.space,
+        attempts=stream.attempts,
+        usage=stream.usage.as_dict() if usage and stream.usage is not None else None,
+        queue_seconds=round(generating - begun, 3),
+        generation_seconds=round(ended - generating, 3),
+    )
+    return line, error
+
+
 async def run_batch(
     client: QwenClient,
     items: list[BatchItem],
@@ -268,36 +305,8 @@ async def run_batch(
     async def answer(item: BatchItem, out: TextIO) -> None:
         async with slots:
             progress.started()
-            begun = time.monotonic()
-            generating: float | None = None
             stream = client.astream(item.messages, system=system, options=options)
-            error: QwenGradioError | None = None
-            try:
-                async with stream:
-                    async for event in stream.events():
-                        if isinstance(event, QueueStatus):
-                            progress.queued(event)
-                            if event.started and generating is None:
-                                generating = time.monotonic()
-                        elif isinstance(event, Retrying):  # the client tries again
-                            summary.retries += 1
-                            generating = None
-                        elif isinstance(event, TextDelta) and generating is None:
-                            generating = time.monotonic()
-            except QwenGradioError as exc:
-                error = exc
-            ended = time.monotonic()
-            generating = generating or ended
-            line = _record(
-                item,
-                stream.text,
-                error,
-                space=stream.space,
-                attempts=stream.attempts,
-                usage=stream.usage.as_dict() if usage and stream.usage is not None else None,
-                queue_seconds=round(generating - begun, 3),
-                generation_seconds=round(ended - generating, 3),
-            )
+            line, error = await _answer(item, stream, progress, summary, usage)
             try:
                 out.write(line)
                 out.flush()  # one whole line per write: a kill never leaves half of one

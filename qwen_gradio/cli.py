@@ -88,12 +88,40 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
     then defaults); a wrong one is a usage error (exit 2). ``short_option=False`` leaves ``-o``
     to the command; ``replica=True`` lets ``--space replica`` mean the bundled replica (the
     command then gets ``replica=True``)."""
+    flags = _client_flags(short_option=short_option, replica=replica)
+
+    def decorator(command: FC) -> FC:
+        @functools.wraps(command)
+        def with_settings(*args: Any, **kwargs: Any) -> Any:
+            flags = {name: kwargs.pop(name) for name in SETTINGS_FLAGS}
+            spaces = list(flags["space"])
+            if replica:
+                kwargs["replica"] = REPLICA in spaces
+                spaces = [space for space in spaces if space != REPLICA]
+            flags["space"] = spaces or None
+            flags["cache"] = False if flags.pop("no_cache") else None
+            try:
+                settings = Settings.build(**flags)
+            except ValueError as error:
+                raise click.BadParameter(str(error)) from None
+            return command(*args, settings=settings, **kwargs)
+
+        wrapped: Any = with_settings
+        for flag in reversed(flags):
+            wrapped = flag(wrapped)
+        return wrapped  # type: ignore[no-any-return]
+
+    return decorator
+
+
+def _client_flags(*, short_option: bool, replica: bool) -> list[Callable[[FC], FC]]:
+    """One click option per setting (``SETTINGS_FLAGS``), with its help."""
     space_help = (
         SPACE_HELP
-        + ("; 'replica' serves the offline replica." if replica else "")
+        + (" ('replica': the offline replica, served here)" if replica else "")
         + "; repeat it for a pool of Spaces that stand in for one another."
     )
-    flags = [
+    return [
         click.option("--space", multiple=True, help=space_help),
         click.option(
             "--hf-token",
@@ -149,29 +177,6 @@ def client_options(*, short_option: bool = True, replica: bool = False) -> Calla
             f" {NO_CACHE_ENV}=1].",
         ),
     ]
-
-    def decorator(command: FC) -> FC:
-        @functools.wraps(command)
-        def with_settings(*args: Any, **kwargs: Any) -> Any:
-            flags = {name: kwargs.pop(name) for name in SETTINGS_FLAGS}
-            spaces = list(flags["space"])
-            if replica:
-                kwargs["replica"] = REPLICA in spaces
-                spaces = [space for space in spaces if space != REPLICA]
-            flags["space"] = spaces or None
-            flags["cache"] = False if flags.pop("no_cache") else None
-            try:
-                settings = Settings.build(**flags)
-            except ValueError as error:
-                raise click.BadParameter(str(error)) from None
-            return command(*args, settings=settings, **kwargs)
-
-        wrapped: Any = with_settings
-        for flag in reversed(flags):
-            wrapped = flag(wrapped)
-        return wrapped  # type: ignore[no-any-return]
-
-    return decorator
 
 
 def exit_code(error: BaseException) -> int:
@@ -326,9 +331,8 @@ def repl(client: QwenClient, system: str | None) -> int:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    system = system or DEFAULT_SYSTEM
-    history: list[dict[str, str]] = []
-    click.echo(REPL_HELP.format(space=client.space_url, system=system), err=True)
+    chat = ReplChat(client, system or DEFAULT_SYSTEM)
+    click.echo(REPL_HELP.format(space=client.space_url, system=chat.system), err=True)
     while True:
         try:
             line = input("you> ")
@@ -342,33 +346,53 @@ def repl(client: QwenClient, system: str | None) -> int:
         if not text:
             continue
         if text.startswith("//"):  # a message that starts with "/"
-            line = text[1:]
+            chat.send(text[1:])
         elif text.startswith("/"):
-            command = _COMMAND.match(text)
-            name = command.group(1) if command else text.split()[0][1:]
-            if name in ("exit", "quit"):
+            if not chat.command(text):
                 return 0
-            if name == "help":
-                click.echo(REPL_COMMANDS.format(system=system), err=True, nl=False)
-            elif name == "reset":
-                history.clear()
-                click.echo("(new conversation)", err=True)
-            elif name == "system":
-                given = text[len("/system") :].strip()
-                if given == "--reset":
-                    system = DEFAULT_SYSTEM
-                elif given:
-                    system = given
-                click.echo(f"(system prompt: {system!r})", err=True)  # no text: show it
-            else:
-                click.echo(
-                    f"(unknown command /{name}: /help lists the commands; start a message"
-                    " with // to send it as it is)",
-                    err=True,
-                )
-            continue
-        messages = [*history, {"role": "user", "content": line}]
-        stream = client.stream(messages, system=system)
+        else:
+            chat.send(line)
+
+
+@dataclass
+class ReplChat:
+    """The REPL's conversation: its system prompt and history, its commands."""
+
+    client: QwenClient
+    system: str
+    history: list[dict[str, str]] = field(default_factory=list)
+
+    def command(self, text: str) -> bool:
+        """Carry out a /command; False for /exit and /quit."""
+        command = _COMMAND.match(text)
+        name = command.group(1) if command else text.split()[0][1:]
+        if name in ("exit", "quit"):
+            return False
+        if name == "help":
+            click.echo(REPL_COMMANDS.format(system=self.system), err=True, nl=False)
+        elif name == "reset":
+            self.history.clear()
+            click.echo("(new conversation)", err=True)
+        elif name == "system":
+            given = text[len("/system") :].strip()
+            if given == "--reset":
+                self.system = DEFAULT_SYSTEM
+            elif given:
+                self.system = given
+            click.echo(f"(system prompt: {self.system!r})", err=True)  # no text: show it
+        else:
+            click.echo(
+                f"(unknown command /{name}: /help lists the commands; start a message"
+                " with // to send it as it is)",
+                err=True,
+            )
+        return True
+
+    def send(self, line: str) -> None:
+        """Stream the reply to ``line``; the turn joins the history, a cut reply's text too."""
+        stream = self.client.stream(
+            [*self.history, {"role": "user", "content": line}], system=self.system
+        )
         try:
             reply = stream_reply(stream, as_json=False, prefix="qwen> ")
         except KeyboardInterrupt:
@@ -382,8 +406,8 @@ def repl(client: QwenClient, system: str | None) -> int:
         else:
             if not reply.text.endswith("\n"):
                 click.echo("")
-        history.append({"role": "user", "content": line})
-        history.append({"role": "assistant", "content": reply.text})
+        self.history.append({"role": "user", "content": line})
+        self.history.append({"role": "assistant", "content": reply.text})
 
 
 @main.command(epilog="Exit codes:\n\n\b\n" + EXIT_HELP)

@@ -98,21 +98,15 @@ def space_options(client: QwenClient) -> tuple[ChatOption, ...]:
     return tuple(dataclasses.replace(o, default=start[o.name]) for o in endpoint.options)
 
 
-def build_ui(
-    client: QwenClient,
-    *,
-    space_label: str | None = None,
-    options: tuple[ChatOption, ...] = (),
-) -> Any:
-    """The chat page (a ``gr.ChatInterface``) for ``client``'s Space; each of ``options`` (the
-    Space's extra chat inputs, as ``client.chat_options()`` gives them) gets a control."""
-    label = space_label or client.space_url
-    controls = [(option, option_input(option)) for option in options]
-    controls = [(option, control) for option, control in controls if control is not None]
+def note(title: str, text: str = "", pending: bool = False) -> Any:
+    """An assistant message shown as a note (a title, collapsed text): not part of the chat."""
+    metadata = {"title": title, **({"status": "pending"} if pending else {})}
+    return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
 
-    def note(title: str, text: str = "", pending: bool = False) -> Any:
-        metadata = {"title": title, **({"status": "pending"} if pending else {})}
-        return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
+
+def chat_function(client: QwenClient, controls: list[tuple[ChatOption, Any]]) -> Any:
+    """The page's chat function: streams the reply, notes while the job waits or when it
+    fails; its signature names each option's control as the Space names the option."""
 
     async def chat(
         message: str,
@@ -155,6 +149,22 @@ def build_ui(
         fixed = [p for p in signature.parameters.values() if p.kind != p.VAR_POSITIONAL]
         chat.__signature__ = signature.replace(parameters=[*fixed, *named])  # type: ignore[attr-defined]
 
+    return chat
+
+
+def build_ui(
+    client: QwenClient,
+    *,
+    space_label: str | None = None,
+    options: tuple[ChatOption, ...] = (),
+) -> Any:
+    """The chat page (a ``gr.ChatInterface``) for ``client``'s Space; each of ``options`` (the
+    Space's extra chat inputs, as ``client.chat_options()`` gives them) gets a control."""
+    label = space_label or client.space_url
+    controls = [(option, option_input(option)) for option in options]
+    controls = [(option, control) for option, control in controls if control is not None]
+
+    chat = chat_function(client, controls)
     system_box = gr.Textbox(
         value=DEFAULT_SYSTEM,
         label="System prompt",

@@ -66,22 +66,7 @@ class ChatOption:
         """``value`` as the Space takes it; strings are read as the component's type ("0.7",
         "true"), a choice may be given by its shown name. Raises InvalidOptionError."""
         if self.choices is not None:
-            by_name = {str(shown): v for shown, v in self.choices}
-            values = [v for _, v in self.choices]
-
-            def one(item: Any) -> Any:
-                if item in values:
-                    return item
-                if str(item) in by_name:
-                    return by_name[str(item)]
-                raise self._refuse(item)
-
-            if self.multiselect:
-                items = [value] if isinstance(value, str) else value
-                if not isinstance(items, (list, tuple)):
-                    raise self._refuse(value)
-                return [one(item) for item in items]
-            return one(value)
+            return self._checked_choice(value)
         if self.component == "checkbox":
             if isinstance(value, bool):
                 return value
@@ -89,24 +74,48 @@ class ChatOption:
                 return value.lower() in _TRUE
             raise self._refuse(value)
         if self.component in ("slider", "number"):
-            number = value
-            if isinstance(value, str):
-                try:
-                    number = float(value)
-                except ValueError:
-                    raise self._refuse(value) from None
-                if number.is_integer() and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-                    number = int(number)
-            if isinstance(number, bool) or not isinstance(number, (int, float)):
-                raise self._refuse(value)
-            if (self.minimum is not None and number < self.minimum) or (
-                self.maximum is not None and number > self.maximum
-            ):
-                raise self._refuse(value)
-            return number
+            return self._checked_number(value)
         if self.component == "textbox" and not isinstance(value, str):
             raise self._refuse(value)
         return value
+
+    def _checked_choice(self, value: Any) -> Any:
+        """One of the choices (a list of them for a multiselect), by value or shown name."""
+        assert self.choices is not None
+        by_name = {str(shown): v for shown, v in self.choices}
+        values = [v for _, v in self.choices]
+
+        def one(item: Any) -> Any:
+            if item in values:
+                return item
+            if str(item) in by_name:
+                return by_name[str(item)]
+            raise self._refuse(item)
+
+        if not self.multiselect:
+            return one(value)
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise self._refuse(value)
+        return [one(item) for item in items]
+
+    def _checked_number(self, value: Any) -> int | float:
+        """A number within the component's range; a string is read as one ("3" an int)."""
+        number = value
+        if isinstance(value, str):
+            try:
+                number = float(value)
+            except ValueError:
+                raise self._refuse(value) from None
+            if number.is_integer() and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+                number = int(number)
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise self._refuse(value)
+        if (self.minimum is not None and number < self.minimum) or (
+            self.maximum is not None and number > self.maximum
+        ):
+            raise self._refuse(value)
+        return number
 
     def _refuse(self, value: Any) -> InvalidOptionError:
         return InvalidOptionError(

@@ -95,6 +95,50 @@ class ChatFormat(enum.Enum):
     MESSAGE_PARTS = "message_parts"  # gradio 6: content is [{"type": "text", "text": ...}]
 
 
+def _kinds(components: dict[Any, Any], dep: dict[str, Any]) -> list[Any]:
+    return [components.get(i, {}).get("type") for i in dep.get("inputs", [])]
+
+
+def _is_chat(components: dict[Any, Any], dep: dict[str, Any]) -> bool:
+    """Whether an event takes a text box and a Chatbot, and returns that Chatbot."""
+    chatbots = [i for i in dep.get("inputs", []) if _type(components, i) == "chatbot"]
+    return (
+        len(chatbots) == 1
+        and chatbots[0] in dep.get("outputs", [])
+        and "textbox" in _kinds(components, dep)
+    )
+
+
+def _chat_event(
+    components: dict[Any, Any], dependencies: list[dict[str, Any]]
+) -> tuple[int, dict[str, Any]]:
+    """The chat event (its fn_index and itself): the one named ``/model_chat``, else the first
+    that takes a text box and a Chatbot and returns the Chatbot. Raises ValueError."""
+    deps = [(dep.get("id", index), dep) for index, dep in enumerate(dependencies)]
+    named = [(i, d) for i, d in deps if d.get("api_name") == CHAT_API_NAME]
+    candidates = named or [(i, d) for i, d in deps if _is_chat(components, d)]
+    if not candidates:
+        raise ValueError(
+            f"the Space has no /{CHAT_API_NAME} endpoint, nor any event that takes a text box"
+            " and a Chatbot and returns the Chatbot"
+        )
+    fn_index, dep = candidates[0]
+    if not _is_chat(components, dep):
+        raise ValueError(
+            f"/{CHAT_API_NAME} takes {_kinds(components, dep)}, not a query text box and a"
+            " Chatbot history as the Qwen demo template does"
+        )
+    return fn_index, dep
+
+
+def _option_name(
+    components: dict[Any, Any], component_id: int, position: int, names: list[str | None]
+) -> str:
+    """An option's name: the API info's, else its label's, else ``input_{position}``."""
+    label = (components.get(component_id, {}).get("props") or {}).get("label") or ""
+    return names[position] or snake(str(label)) or f"input_{position}"
+
+
 @dataclass(frozen=True)
 class ChatEndpoint:
     """The Space's chat event, as its config and API info declare it."""
@@ -132,32 +176,7 @@ class ChatEndpoint:
         has no such event.
         """
         components = {c["id"]: c for c in config.get("components", [])}
-
-        def kinds(dep: dict[str, Any]) -> list[Any]:
-            return [components.get(i, {}).get("type") for i in dep.get("inputs", [])]
-
-        def is_chat(dep: dict[str, Any]) -> bool:
-            chatbots = [i for i in dep.get("inputs", []) if _type(components, i) == "chatbot"]
-            return (
-                len(chatbots) == 1
-                and chatbots[0] in dep.get("outputs", [])
-                and "textbox" in kinds(dep)
-            )
-
-        deps = [(dep.get("id", index), dep) for index, dep in enumerate(config["dependencies"])]
-        named = [(i, d) for i, d in deps if d.get("api_name") == CHAT_API_NAME]
-        candidates = named or [(i, d) for i, d in deps if is_chat(d)]
-        if not candidates:
-            raise ValueError(
-                f"the Space has no /{CHAT_API_NAME} endpoint, nor any event that takes a text box"
-                " and a Chatbot and returns the Chatbot"
-            )
-        fn_index, dep = candidates[0]
-        if not is_chat(dep):
-            raise ValueError(
-                f"/{CHAT_API_NAME} takes {kinds(dep)}, not a query text box and a Chatbot"
-                " history as the Qwen demo template does"
-            )
+        fn_index, dep = _chat_event(components, config["dependencies"])
         inputs: list[int] = list(dep["inputs"])
         history_input = next(k for k, i in enumerate(inputs) if _type(components, i) == "chatbot")
         texts = [k for k, i in enumerate(inputs) if _type(components, i) == "textbox"]
@@ -170,11 +189,7 @@ class ChatEndpoint:
         )
         options = tuple(
             ChatOption.from_component(
-                components.get(i, {}),
-                k,
-                names[k]
-                or snake(str((components.get(i, {}).get("props") or {}).get("label") or ""))
-                or f"input_{k}",
+                components.get(i, {}), k, _option_name(components, i, k, names)
             )
             for k, i in enumerate(inputs)
             if k not in (query_input, history_input, system_input)

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..settings import Settings
-from .app import API_KEY_ENV, MAX_REPLIES, ServeOptions, create_app
+from .api import API_KEY_ENV, MAX_REPLIES, ServeOptions, create_app
 from .replies import SPACE_HEADER
 from .schema import MAX_BODY
 

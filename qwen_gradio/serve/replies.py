@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -27,6 +28,9 @@ __all__ = [
     "SHUTDOWN",
     "SHUTTING_DOWN",
     "SPACE_HEADER",
+    "ChatChunks",
+    "Renderer",
+    "ResponseEvents",
     "completion",
     "streamed",
     "streamed_response",
@@ -133,126 +137,167 @@ class _Pumped:
         await _stop(self.running, self.stream)
         self.release()
 
+    async def lines(self, render: Renderer, keepalive: float) -> AsyncIterator[str]:
+        """The response's lines, as ``render`` writes them: its opening, a line (or none) per
+        event, a comment line every ``keepalive`` seconds without one, then its end or its
+        failure. The one pump loop of both stream shapes."""
+        try:
+            for line in render.opening():
+                yield line
+            while True:
+                item = await self.next_or_keepalive(keepalive)
+                if item is IDLE:
+                    yield ": keep-alive\n\n"
+                elif item is END:
+                    for line in render.end():
+                        yield line
+                    return
+                elif item is SHUTDOWN or isinstance(item, QwenGradioError):
+                    for line in render.failure(None if item is SHUTDOWN else item):  # type: ignore[arg-type]
+                        yield line
+                    return
+                else:
+                    for line in render.event(item):  # type: ignore[arg-type]
+                        yield line
+        finally:
+            await self.finish()  # done, failed, or the client went away
+
+    def response(self, render: Renderer, keepalive: float, headers: dict[str, str]) -> Response:
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **headers}
+        return StreamingResponse(
+            self.lines(render, keepalive),
+            media_type="text/event-stream",
+            headers=headers,
+            background=BackgroundTask(self.finish),
+        )
+
+
+class Renderer(Protocol):
+    """How one stream shape writes a reply's events as server-sent-event lines."""
+
+    def opening(self) -> Iterable[str]: ...
+
+    def event(self, event: StreamEvent) -> Iterable[str]: ...
+
+    def end(self) -> Iterable[str]: ...
+
+    def failure(self, error: QwenGradioError | None) -> Iterable[str]:
+        """The reply failed with ``error``, or (None) the server is shutting down."""
+        ...
+
+
+@dataclass
+class ChatChunks:
+    """Chat completions' chunks: one per delta, ``finish_reason`` on the last, ``[DONE]``."""
+
+    stream: AsyncStream
+    reply_id: str
+    created: int
+    model: str
+    include_usage: bool = False
+
+    def opening(self) -> Iterable[str]:
+        yield self.chunk({"role": "assistant", "content": ""}, None)
+
+    def event(self, event: StreamEvent) -> Iterable[str]:
+        if isinstance(event, (QueueStatus, Retrying)):
+            yield f": {event.describe()}\n\n"
+        elif isinstance(event, TextDelta):
+            yield self.chunk({"content": event.delta}, None)
+        elif isinstance(event, ReplyCompleted):
+            yield self.chunk({}, "stop")
+
+    def end(self) -> Iterable[str]:
+        if self.include_usage:
+            yield _usage_chunk(self.reply_id, self.created, self.model, self.stream)
+        yield "data: [DONE]\n\n"
+
+    def failure(self, error: QwenGradioError | None) -> Iterable[str]:
+        if error is None:
+            body = SHUTTING_DOWN.body()
+            body["error"]["partial_text"] = self.stream.text
+        else:  # mid-stream: an event OpenAI SDKs raise on
+            body = api_error(error).body()
+            body["error"]["partial_text"] = error.partial_text
+        yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        if error is None:
+            yield "data: [DONE]\n\n"
+
+    def chunk(self, delta: dict[str, Any], finish: str | None) -> str:
+        return _chunk(self.reply_id, self.created, self.model, delta, finish)
+
+
+@dataclass
+class ResponseEvents:
+    """The Responses API's events (``serve.responses.ResponseWriter``); queue status as
+    comments; a failure as ``response.failed``."""
+
+    stream: AsyncStream
+    writer: ResponseWriter
+    remember: Callable[[str], None]
+    started: bool = False
+
+    def opening(self) -> Iterable[str]:
+        return self.writer.opening()
+
+    def event(self, event: StreamEvent) -> Iterable[str]:
+        if isinstance(event, TextDelta):
+            if not self.started:
+                self.started = True
+                yield from self.writer.first_text()
+            yield self.writer.delta(event.delta)
+        elif isinstance(event, (QueueStatus, Retrying)):
+            yield f": {event.describe()}\n\n"
+
+    def end(self) -> Iterable[str]:
+        self.remember(self.stream.text)
+        return self.writer.closing(self.stream.text, self.stream.usage, self.started)
+
+    def failure(self, error: QwenGradioError | None) -> Iterable[str]:
+        yield self.writer.failure(SHUTTING_DOWN if error is None else error)
+
 
 async def streamed(
     stream: AsyncStream,
-    reply_id: str,
-    created: int,
-    model: str,
+    render: ChatChunks,
     keepalive: float,
     drain: Drain,
     release: Callable[[], None],
-    *,
-    include_usage: bool = False,
 ) -> Response:
-    """Wait for the first text or an error (or ``keepalive`` seconds in the queue) before the
-    headers go out, so that an error before the first token is an HTTP error. With
-    ``include_usage``, a last chunk before ``[DONE]`` carries the usage (``choices`` empty)."""
+    """Chat completions' stream. The headers wait for the first text or an error (or
+    ``keepalive`` seconds in the queue), so that an error before the first token is an HTTP
+    error."""
     pumped = _Pumped(stream, drain, release)
-    finish, next_item = pumped.finish, pumped.next_item
     early: list[object] = []
     try:
         while True:
-            item = await next_item(keepalive)
+            item = await pumped.next_item(keepalive)
             early.append(item)
             if not isinstance(item, (QueueStatus, Retrying)):  # still waiting for text
                 break
     except TimeoutError:
         pass  # still queued: start the stream, keep it alive
     except BaseException:
-        await finish()
+        await pumped.finish()
         raise
     if early and (isinstance(early[-1], QwenGradioError) or early[-1] is SHUTDOWN):
-        await finish()
+        await pumped.finish()
         error = early[-1]
         return (SHUTTING_DOWN if error is SHUTDOWN else api_error(error)).response()  # type: ignore[arg-type]
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            yield _chunk(reply_id, created, model, {"role": "assistant", "content": ""}, None)
-            pumped.pending = early
-            while True:
-                item = await pumped.next_or_keepalive(keepalive)
-                if item is IDLE:
-                    yield ": keep-alive\n\n"
-                    continue
-                if item is END:
-                    if include_usage:
-                        yield _usage_chunk(reply_id, created, model, stream)
-                    yield "data: [DONE]\n\n"
-                    return
-                if item is SHUTDOWN:
-                    body = SHUTTING_DOWN.body()
-                    body["error"]["partial_text"] = stream.text
-                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-                    yield "data: [DONE]\n\n"
-                    return
-                if isinstance(item, QwenGradioError):  # mid-stream: an event OpenAI SDKs raise on
-                    body = api_error(item).body()
-                    body["error"]["partial_text"] = item.partial_text
-                    yield f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-                    return
-                yield _event_line(item, reply_id, created, model)  # type: ignore[arg-type]
-        finally:
-            await finish()  # done, failed, or the client went away
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    if stream.space is not None:  # the Space of the pool answering (or being tried) now
-        headers[SPACE_HEADER] = stream.space
-    return StreamingResponse(
-        events(),
-        media_type="text/event-stream",
-        headers=headers,
-        background=BackgroundTask(finish),
-    )
+    pumped.pending = early
+    headers = {SPACE_HEADER: stream.space} if stream.space is not None else {}
+    return pumped.response(render, keepalive, headers)  # the Space answering (or tried) now
 
 
 def streamed_response(
     stream: AsyncStream,
-    writer: ResponseWriter,
+    render: ResponseEvents,
     keepalive: float,
     drain: Drain,
     release: Callable[[], None],
-    remember: Callable[[str], None],
 ) -> Response:
-    """The Responses API's event stream for one reply (``qwen_gradio.serve.responses``): its headers
-    at once, errors as ``response.failed``, comment lines while the Space queues."""
-    pumped = _Pumped(stream, drain, release)
-    finish = pumped.finish
-
-    async def events() -> AsyncIterator[str]:
-        try:
-            for line in writer.opening():
-                yield line
-            started = False
-            while True:
-                item = await pumped.next_or_keepalive(keepalive)
-                if item is IDLE:
-                    yield ": keep-alive\n\n"
-                    continue
-                if item is END:
-                    remember(stream.text)
-                    for line in writer.closing(stream.text, stream.usage, started):
-                        yield line
-                    return
-                if item is SHUTDOWN or isinstance(item, QwenGradioError):
-                    yield writer.failure(SHUTTING_DOWN if item is SHUTDOWN else item)  # type: ignore[arg-type]
-                    return
-                if isinstance(item, TextDelta):
-                    if not started:
-                        started = True
-                        for line in writer.first_text():
-                            yield line
-                    yield writer.delta(item.delta)
-                elif isinstance(item, (QueueStatus, Retrying)):
-                    yield f": {item.describe()}\n\n"
-        finally:
-            await finish()
-
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers=headers, background=BackgroundTask(finish)
-    )
+    """The Responses API's stream: its headers at once, errors as ``response.failed``."""
+    return _Pumped(stream, drain, release).response(render, keepalive, {})
 
 
 def _usage_chunk(reply_id: str, created: int, model: str, stream: AsyncStream) -> str:
@@ -280,17 +325,6 @@ def _chunk(
         "choices": [choice],
     }
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
-
-
-def _event_line(event: StreamEvent, reply_id: str, created: int, model: str) -> str:
-    if isinstance(event, QueueStatus):
-        return f": {event.describe()}\n\n"
-    if isinstance(event, Retrying):
-        return f": {event.describe()}\n\n"
-    if isinstance(event, TextDelta):
-        return _chunk(reply_id, created, model, {"content": event.delta}, None)
-    assert isinstance(event, ReplyCompleted)
-    return _chunk(reply_id, created, model, {}, "stop")
 
 
 def _checked(item: object) -> object:

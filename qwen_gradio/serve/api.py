@@ -1,0 +1,329 @@
+"""The ASGI app of ``qwen-gradio serve``: ``create_app(settings, options)`` and its routes."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import logging
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._client.bridge import run_in_thread
+from .._client.streams import AsyncStream
+from ..client import QwenClient
+from ..errors import QwenGradioError
+from ..provider import Qwen_Qwen_2_5_Max
+from ..settings import Settings
+from ..tokens import load_tokenizer
+from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
+from .replies import (
+    SHUTTING_DOWN,
+    SPACE_HEADER,
+    ChatChunks,
+    ResponseEvents,
+    completion,
+    streamed,
+    streamed_response,
+    whole,
+)
+from .responses import ResponseStore, ResponseWriter, input_messages, response_request
+from .schema import (
+    MAX_BODY,
+    REFUSED_CHAT_FIELDS,
+    ApiError,
+    api_error,
+    chat_request,
+    check_model,
+    json_body,
+    read_body,
+)
+
+__all__ = [
+    "API_KEY_ENV",
+    "MAX_BODY",
+    "MAX_REPLIES",
+    "REFUSED_CHAT_FIELDS",
+    "SPACE_HEADER",
+    "ServeOptions",
+    "create_app",
+]
+
+logger = logging.getLogger("qwen_gradio")
+
+API_KEY_ENV = "QWEN_GRADIO_API_KEY"
+KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
+MAX_REPLIES = 64  # replies at once, per process
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How the server behaves (what it asks of the Space is ``Settings``).
+
+    api_key: required as ``Authorization: Bearer <key>`` on every route (default
+        ``$QWEN_GRADIO_API_KEY``; none: open).
+    keepalive: seconds a streamed request may wait in the Space's queue before its headers go
+        out (later errors are then error events), and between the comment lines that keep it
+        alive.
+    max_body: the largest request body accepted, in bytes (413 beyond it, before it is read).
+    max_replies: replies in flight at once; one more request gets a 503 with ``Retry-After``.
+    cors_origins: the browser origins allowed to call the API (CORS); none by default.
+    grace: seconds the replies in flight may go on after a shutdown signal (``run``).
+    """
+
+    api_key: str | None = None
+    keepalive: float = KEEPALIVE
+    max_body: int = MAX_BODY
+    max_replies: int = MAX_REPLIES
+    cors_origins: tuple[str, ...] = ()
+    grace: float = GRACE
+
+    @classmethod
+    def from_environment(cls) -> ServeOptions:
+        """The options an ASGI server's ``qwen_gradio.serve:app`` runs with: the defaults, or
+        ``QWEN_GRADIO_API_KEY``, ``QWEN_GRADIO_MAX_BODY``, ``QWEN_GRADIO_MAX_REPLIES``,
+        ``QWEN_GRADIO_KEEPALIVE`` and ``QWEN_GRADIO_CORS_ORIGINS`` (comma-separated)."""
+        env = os.environ
+
+        def number(name: str, default: float, kind: type = int) -> Any:
+            raw = env.get(name, "").strip()
+            try:
+                return kind(raw) if raw else default
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {raw!r}") from None
+
+        origins = env.get("QWEN_GRADIO_CORS_ORIGINS", "")
+        return cls(
+            api_key=env.get(API_KEY_ENV) or None,
+            keepalive=number("QWEN_GRADIO_KEEPALIVE", KEEPALIVE, float),
+            max_body=number("QWEN_GRADIO_MAX_BODY", MAX_BODY),
+            max_replies=number("QWEN_GRADIO_MAX_REPLIES", MAX_REPLIES),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+        )
+
+    def __post_init__(self) -> None:
+        if self.keepalive <= 0 or self.grace < 0:
+            raise ValueError("keepalive must be positive and grace not negative")
+        if self.max_body < 1 or self.max_replies < 1:
+            raise ValueError("max_body and max_replies must be at least 1")
+
+
+class ReplySlots:
+    """The replies in flight: their count, bounded; a request takes a slot before its body is
+    read (a full server answers at once) and frees it when its reply is done."""
+
+    def __init__(self, limit: int, drain: Drain) -> None:
+        self.limit, self.count, self.drain = limit, 0, drain
+
+    @contextmanager
+    def slot(self) -> Iterator[Slot]:
+        """A slot for one reply (503 when draining or full); freed on leaving, unless the
+        reply's stream took it over (``Slot.hand_over``), which frees it when it ends."""
+        if self.drain.draining:
+            raise SHUTTING_DOWN
+        if self.count >= self.limit:
+            raise ApiError(
+                503,
+                f"this server is answering {self.limit} requests already; try again shortly",
+                "server_error",
+                code="server_overloaded",
+                headers={"Retry-After": "1"},
+            )
+        self.count += 1
+        slot = Slot(self)
+        try:
+            yield slot
+        finally:
+            if not slot.handed_over:
+                slot.release()
+
+
+class Slot:
+    """One reply's place among the replies in flight."""
+
+    def __init__(self, slots: ReplySlots) -> None:
+        self.slots, self.handed_over, self.released = slots, False, False
+
+    def release(self) -> None:
+        if not self.released:  # once, whoever calls it
+            self.released = True
+            self.slots.count -= 1
+
+    def hand_over(self) -> Callable[[], None]:
+        """The reply's stream frees the slot when it ends, not the request."""
+        self.handed_over = True
+        return self.release
+
+
+class Api:
+    """The server's routes, over one client: the models, health, chat completions and the
+    Responses API, each behind the API key."""
+
+    def __init__(self, client: QwenClient, options: ServeOptions) -> None:
+        self.client, self.options = client, options
+        key = options.api_key if options.api_key is not None else os.environ.get(API_KEY_ENV)
+        self.expected = f"Bearer {key}".encode() if key else None
+        self.drain = Drain()
+        self.replies = ReplySlots(options.max_replies, self.drain)
+        self.store = ResponseStore()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/models", self.guarded(self.models), methods=["GET"]),
+            Route("/health", self.guarded(self.health), methods=["GET"]),
+            Route("/v1/chat/completions", self.guarded(self.chat_completions), methods=["POST"]),
+            Route("/v1/responses", self.guarded(self.responses), methods=["POST"]),
+        ]
+
+    def middleware(self) -> list[Middleware]:
+        middleware = [Middleware(RequestLog)]
+        if self.options.cors_origins:
+            middleware.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=list(self.options.cors_origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["authorization", "content-type", REQUEST_ID_HEADER],
+                    expose_headers=[REQUEST_ID_HEADER, SPACE_HEADER, "retry-after"],
+                )
+            )
+        return middleware
+
+    @asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.drain.event()  # made on the server's loop
+        # the tokenizer (0.5 s) before any request: every reply's usage is counted
+        await run_in_thread(load_tokenizer, name="qwen_gradio-tokenizer")
+        yield
+        self.drain.stop()
+        await self.client.aclose()
+
+    def guarded(self, endpoint: Endpoint) -> Endpoint:
+        """``endpoint`` behind the API key, its ApiErrors as OpenAI's error JSON."""
+
+        async def check(request: Request) -> Response:
+            request_id = request.state.request_id
+            if self.expected is not None:
+                given = request.headers.get("authorization", "").encode()
+                if not hmac.compare_digest(given, self.expected):
+                    return ApiError(
+                        401, "a valid API key is required", code="invalid_api_key"
+                    ).response(request_id)
+            try:
+                return await endpoint(request)
+            except ApiError as error:
+                return error.response(request_id)
+
+        return check
+
+    async def models(self, request: Request) -> Response:
+        names = [*Qwen_Qwen_2_5_Max.models, *Qwen_Qwen_2_5_Max.model_aliases]
+        data = [
+            {"id": n, "object": "model", "created": 0, "owned_by": "qwen_gradio"} for n in names
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def health(self, request: Request) -> Response:
+        """Liveness, from what this process knows (it asks no Space: it answers at once)."""
+        now, draining = time.monotonic(), self.drain.draining
+        members = [
+            {
+                "space": m.name,
+                "connected": m.connection is not None,
+                "cooling_down": m.health.cooling_until > now,
+                "in_flight": m.health.in_flight,
+            }
+            for m in self.client.members
+        ]
+        body = {
+            "status": "draining" if draining else "ok",
+            "space": self.client.space_url,
+            "spaces": [member.url for member in self.client.members],
+            "members": members,
+            "replies": self.replies.count,
+        }
+        return JSONResponse(body, status_code=503 if draining else 200)
+
+    def stream_of(self, messages: Any, options: Any, system: str | None = None) -> AsyncStream:
+        """The reply's stream; bad messages or options refused before any job."""
+        try:
+            return self.client.astream(messages, system=system, options=options)
+        except QwenGradioError as error:
+            raise api_error(error) from None
+
+    async def chat_completions(self, request: Request) -> Response:
+        with self.replies.slot() as slot:
+            chat = chat_request(await read_body(request, self.options.max_body))
+            stream = self.stream_of(chat.messages, chat.options)
+            reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+            if not chat.stream:
+                return await whole(
+                    request,
+                    stream,
+                    self.drain,
+                    lambda text: completion(stream, reply_id, created, chat.model, text),
+                )
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
+            render = ChatChunks(stream, reply_id, created, chat.model, include_usage)
+            return await streamed(
+                stream, render, self.options.keepalive, self.drain, slot.hand_over()
+            )
+
+    async def responses(self, request: Request) -> Response:
+        with self.replies.slot() as slot:
+            asked = response_request(json_body(await read_body(request, self.options.max_body)))
+            check_model(asked.model)
+            messages = [*self.store.before(asked.previous_response_id), *input_messages(asked)]
+            stream = self.stream_of(messages, asked.options, asked.instructions)
+            writer = ResponseWriter(asked)
+
+            def remember(text: str) -> None:
+                if asked.store:
+                    self.store.keep(writer.id, [*messages, {"role": "assistant", "content": text}])
+
+            def completed(text: str) -> dict[str, Any]:
+                remember(text)
+                return writer.response("completed", text, stream.usage)
+
+            if not asked.stream:
+                return await whole(request, stream, self.drain, completed)
+            render = ResponseEvents(stream, writer, remember)
+            return streamed_response(
+                stream, render, self.options.keepalive, self.drain, slot.hand_over()
+            )
+
+
+def create_app(
+    settings: Settings | None = None,
+    options: ServeOptions | None = None,
+    *,
+    api_key: str | None = None,
+    keepalive: float | None = None,
+) -> Starlette:
+    """The ASGI app for the Space of ``settings`` (default: ``Settings.build()``, from the
+    environment), behaving as ``options`` say (``api_key=`` and ``keepalive=`` are kept as
+    shortcuts for those two fields). A request's own ``"options"`` object overrides the
+    settings' options for its reply. ``app.state.drain`` (a ``Drain``) ends the replies in
+    flight; ``app.state.client`` is the ``QwenClient``."""
+    options = options or ServeOptions()
+    if api_key is not None:
+        options = dataclasses.replace(options, api_key=api_key)
+    if keepalive is not None:
+        options = dataclasses.replace(options, keepalive=keepalive)
+    api = Api(QwenClient(settings=settings or Settings.build()), options)
+    app = Starlette(routes=api.routes(), middleware=api.middleware(), lifespan=api.lifespan)
+    app.state.drain, app.state.client = api.drain, api.client
+    return app
