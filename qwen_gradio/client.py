@@ -1,9 +1,9 @@
 """QwenClient: chat with a Qwen demo Space, sync or async, streamed or whole.
 
-The client owns the connection to the Space (one ``Transport``, made on first use), the
-HTTP clients of the event loops it runs on, the sync API's loop thread, and the background
-cancellations of abandoned jobs. Each reply is a ``Job`` (``_client.job``) read through an
-``AsyncStream`` or its sync twin ``Stream`` (``_client.streams``).
+The client owns the Spaces of its pool (a ``Member`` each: its transport, made on first use, and
+its health), the HTTP clients of the event loops it runs on, the sync API's loop thread, and the
+background cancellations of abandoned jobs. Each reply is a ``Job`` (``_client.job``) read
+through an ``AsyncStream`` or its sync twin ``Stream`` (``_client.streams``).
 """
 
 from __future__ import annotations

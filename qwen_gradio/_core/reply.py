@@ -4,8 +4,9 @@
 it brings, in order: ``QueueStatus`` (where the job waits), ``TextDelta`` (new reply text, with
 the whole text so far) and, last, ``ReplyCompleted``. ``ReplyState.feed(message)`` does the work
 for one decoded message (``estimation``, ``process_starts``, ``process_generating``,
-``process_completed``, ...) and returns the text it adds. The sync and async streams both drive one
-``ReplyState`` each; nothing here touches the network. Whatever the Space sends that its protocol
+``process_completed``, ...) and returns the text it adds. Each reply's ``Job`` drives one
+``ReplyState`` (the streams read it; the sync one keeps what it handed out in a ``HandedOut``);
+nothing here touches the network. Whatever the Space sends that its protocol
 does not allow (malformed JSON, an impossible diff) raises SpaceProtocolError. Both transports
 feed it: the direct one line by line (``feed_line``), the gradio_client one with messages made from
 the Job's updates (``feed_message`` on a ``ReplyState(diffs=False)``, whose outputs come whole).
