@@ -25,7 +25,7 @@ from ..errors import (
 )
 from ..routing import choose, cooldown
 from ..settings import Settings
-from ..tokens import Usage, usage_of
+from ..tokens import usage_of
 from .member import Member
 
 __all__ = ["Job"]
@@ -78,7 +78,6 @@ class Job:
         self.space: str | None = None  # the member the reply went to (the last one tried)
         self.attempts = 0
         self.resent = 0  # jobs sent again because the cache's call was out of date
-        self.usage: Usage | None = None  # the reply's token counts, once it is complete
         self.state = ReplyState()  # begun for each attempt's Space as it submits
         self.submitted: tuple[SpaceConnection, Submission] | None = None
         self.cancel_started = False
@@ -242,7 +241,7 @@ class Job:
                 elif isinstance(event, ReplyCompleted):
                     usage = usage_of(self.conversation, event.text)  # counted when read
                     event = ReplyCompleted(event.text, member.name, usage)
-                    self.usage = usage
+                    state.usage = usage
                 yield event
             if state.completed or state.ended:
                 break

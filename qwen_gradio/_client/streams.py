@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable
 from types import TracebackType
 
 from .._core.messages import Conversation
-from .._core.reply import HandedOut, QueueStatus, StreamEvent, TextDelta
+from .._core.reply import HandedOut, QueueStatus, ReplyState, StreamEvent, TextDelta
 from ..errors import StreamClosedError
 from ..tokens import Usage
 from .bridge import CLOSED, END, LoopThread, Pump
@@ -50,25 +50,36 @@ class _ReplyView:
         """The job's id on the Space, once it has joined the queue."""
         return self._job.event_id
 
+    def _seen(self) -> ReplyState | HandedOut:
+        """Where the reply's text and status are read: the job's own state (the async stream
+        hands events out as they come), or what the sync stream has handed out so far."""
+        return self._job.state
+
     @property
     def text(self) -> str:
-        """The reply text received so far (all of it once the stream has ended)."""
-        return self._job.state.text
+        """The reply's text so far (all of it once the stream has ended)."""
+        return self._seen().text
 
     @property
     def rewrites(self) -> int:
         """How often the Space rewrote text it had already sent (see ``_core.reply``)."""
-        return self._job.state.rewrites
+        return self._seen().rewrites
 
     @property
     def completed(self) -> bool:
-        """True once the Space has finished the reply."""
-        return self._job.state.completed
+        """True once the whole reply has come."""
+        return self._seen().completed
 
     @property
     def status(self) -> QueueStatus | None:
         """The latest queue status the Space reported (None before any)."""
-        return self._job.state.status
+        return self._seen().status
+
+    @property
+    def usage(self) -> Usage | None:
+        """The reply's token counts once it is complete (None before, or without the
+        tokenizer: ``qwen_gradio.tokens``)."""
+        return self._seen().usage
 
     @property
     def space(self) -> str | None:
@@ -79,12 +90,6 @@ class _ReplyView:
     def attempts(self) -> int:
         """How many times the reply was tried (more than 1 after a ``Retrying``)."""
         return self._job.attempts
-
-    @property
-    def usage(self) -> Usage | None:
-        """The reply's token counts once it is complete (None before, or without the
-        tokenizer: ``qwen_gradio.tokens``)."""
-        return self._job.usage
 
 
 class AsyncStream(_ReplyView):
@@ -193,7 +198,7 @@ class Stream(_ReplyView):
 
     The async stream runs on a loop thread (the client's) and hands its events over through a
     queue (``bridge.Pump``), one cheap hand-over per event. ``text``, ``status``,
-    ``completed`` and ``rewrites`` describe what this stream has handed out.
+    ``completed``, ``rewrites`` and ``usage`` describe what this stream has handed out.
     """
 
     def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
@@ -204,32 +209,10 @@ class Stream(_ReplyView):
         self._pump: Pump | None = None
         self._finished = False
         self._closed = False
-        self._seen = HandedOut()
+        self._handed_out = HandedOut()
 
-    @property
-    def text(self) -> str:
-        """The reply text handed out so far (all of it once the stream has ended)."""
-        return self._seen.text
-
-    @property
-    def status(self) -> QueueStatus | None:
-        """The latest queue status handed out (None before any)."""
-        return self._seen.status
-
-    @property
-    def completed(self) -> bool:
-        """True once the whole reply has been handed out."""
-        return self._seen.completed
-
-    @property
-    def rewrites(self) -> int:
-        """How often a delta handed out rewrote text handed out before (see ``_core.reply``)."""
-        return self._seen.rewrites
-
-    @property
-    def usage(self) -> Usage | None:
-        """The reply's token counts, once its end has been handed out."""
-        return self._seen.usage
+    def _seen(self) -> HandedOut:
+        return self._handed_out
 
     def __iter__(self) -> Stream:
         return self
@@ -269,7 +252,7 @@ class Stream(_ReplyView):
             self.close()
             raise item
         event: StreamEvent = item  # type: ignore[assignment]  # what the pump puts: an event
-        self._seen.take(event)
+        self._handed_out.take(event)
         return event
 
     def until_done(self) -> str:

@@ -272,6 +272,7 @@ class ReplyState:
         self.chatbot_output = chatbot_output
         self.diffs = diffs  # False: every process_generating carries the whole output
         self.quoted_errors = quoted_errors  # gradio 4 sends an app error's message as its repr()
+        self.usage: Usage | None = None  # the reply's token counts, set once it is complete
         self.text = ""
         self.rewrites = 0
         self.status: QueueStatus | None = None
