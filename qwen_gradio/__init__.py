@@ -38,7 +38,7 @@ from .errors import (
     StreamClosedError,
     StreamTimeoutError,
 )
-from .settings import Settings, Space, Timeouts
+from .settings import Settings, SettingsArguments, Space, Timeouts
 from .tokens import Usage
 
 __all__ = [
@@ -64,6 +64,7 @@ __all__ = [
     "ReplyCompleted",
     "Retrying",
     "Settings",
+    "SettingsArguments",
     "Space",
     "SpaceError",
     "SpaceProtocolError",

@@ -15,6 +15,7 @@ NOT_EXPORTED = {
     "spaces_of",
     "HF_TOKEN_ENV",
     "MAX_INPUT_TOKENS_ENV",
+    "SETTING_NAMES",
     "snake",
 }
 
