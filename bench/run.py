@@ -417,6 +417,7 @@ class Runner:
     def close(self) -> None:
         if self.loop:
             self.loop.run_until_complete(self.client.aclose())
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())  # as asyncio.run does
             self.loop.close()
         else:
             self.client.close()

@@ -37,6 +37,7 @@ from .replica import REPLICA  # --space replica: serve the bundled replica in th
 
 ERROR_TITLE = "The Space could not answer"
 STOPPED_TITLE = "Stopped: the reply was cut short here"
+STOPPED_WAITING_TITLE = "Stopped before the Space answered"
 
 
 def _text(content: Any) -> str:
@@ -52,17 +53,30 @@ def _text(content: Any) -> str:
 
 def to_messages(message: str, history: list[Any], system_prompt: str) -> list[dict[str, str]]:
     """ChatInterface's (message, history) as OpenAI-style messages for QwenClient. The page's
-    own notes (messages with a metadata title: queue status, errors) are not conversation."""
-    messages = [{"role": "system", "content": system_prompt or DEFAULT_SYSTEM}]
+    own notes (messages with a metadata title: queue status, errors) are not conversation, nor
+    is a message that got no answer (an error or Stop before any text, the Space down): it
+    would reach the Space glued to the next one. A reply cut short answers with its text."""
+    turns: list[dict[str, str]] = []
     for item in history:
         fields = item if isinstance(item, dict) else vars(item)
         if (fields.get("metadata") or {}).get("title"):
             continue
         role = fields.get("role")
         if role in ("user", "assistant"):
-            messages.append({"role": str(role), "content": _text(fields.get("content"))})
-    messages.append({"role": "user", "content": message})
-    return messages
+            turns.append({"role": str(role), "content": _text(fields.get("content"))})
+    answered = [
+        turn
+        for k, turn in enumerate(turns)
+        if turn["role"] == "assistant" or (k + 1 < len(turns) and turns[k + 1]["role"] != "user")
+    ]
+    system = {"role": "system", "content": system_prompt or DEFAULT_SYSTEM}
+    return [system, *answered, {"role": "user", "content": message}]
+
+
+def not_blank(message: str) -> Any:
+    """ChatInterface's validator: an empty or blank message is refused before the chat runs
+    (a note on the page, which stays usable)."""
+    return gr.validate(bool(message and message.strip()), "Type a message first.")
 
 
 def option_input(option: ChatOption) -> Any:
@@ -181,16 +195,23 @@ def build_ui(
         title="Qwen2.5-Max chat",
         description=f"Talking to the Space at **{label}** through qwen_gradio.",
         save_history=True,
+        validator=not_blank,
         api_name="chat",
         fill_height=True,
         analytics_enabled=False,
     )
 
     def mark_stopped(history: list[Any]) -> list[Any]:
-        """Stop cut the reply short: say so under it (a note, not part of the conversation)."""
+        """Stop cut the reply short: say so under it (a note, not part of the conversation);
+        a Stop while the Space had not answered yet replaces the waiting note (its spinner)."""
         last = history[-1] if history else None
         fields = (last if isinstance(last, dict) else vars(last)) if last is not None else {}
-        if fields.get("role") == "assistant" and not (fields.get("metadata") or {}).get("title"):
+        metadata = fields.get("metadata") or {}
+        if fields.get("role") != "assistant":
+            return [*history, note(STOPPED_WAITING_TITLE)] if history else history
+        if metadata.get("status") == "pending":
+            return [*history[:-1], note(STOPPED_WAITING_TITLE)]
+        if not metadata.get("title"):
             return [*history, note(STOPPED_TITLE)]
         return history
 

@@ -23,7 +23,7 @@ from gradio_client import Client
 
 from qwen_gradio import QwenClient, Settings
 from qwen_gradio.replica import ReplicaServer
-from qwen_gradio.ui import close, serve
+from qwen_gradio.ui import STOPPED_TITLE, STOPPED_WAITING_TITLE, close, serve, to_messages
 
 from .conftest import ARTIFACTS, Replica
 from .docs import example
@@ -115,6 +115,37 @@ def test_ui_replica_flag_serves_the_bundled_replica() -> None:
         assert reply == replica_reply("hi")
     finally:
         close(demo)
+
+
+def test_a_message_that_got_no_answer_is_not_sent_again() -> None:
+    """An error or a Stop before any text leaves a user message with no answer: it is not
+    part of the conversation the Space gets (0.3.0 glued it onto the next message). A reply
+    cut short answers with its text."""
+
+    def said(title: str) -> dict[str, Any]:
+        return {"role": "assistant", "content": "", "metadata": {"title": title}}
+
+    history = [
+        {"role": "user", "content": "/error The model crashed"},
+        said("The Space could not answer: The model crashed"),
+        {"role": "user", "content": "/slow 9 late"},
+        said(STOPPED_WAITING_TITLE),
+        {"role": "user", "content": "/fail 2 boom"},
+        {"role": "assistant", "content": "w1 w2 "},
+        said("The Space could not answer: boom"),
+        {"role": "user", "content": "/long 99"},
+        {"role": "assistant", "content": "t0 t1 "},
+        said(STOPPED_TITLE),
+        {"role": "user", "content": "the Space was down"},
+    ]
+    assert to_messages("What's the weather?", history, "Be brief.") == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "/fail 2 boom"},
+        {"role": "assistant", "content": "w1 w2 "},
+        {"role": "user", "content": "/long 99"},
+        {"role": "assistant", "content": "t0 t1 "},
+        {"role": "user", "content": "What's the weather?"},
+    ]
 
 
 # -- in a real browser ------------------------------------------------------------------------
@@ -334,3 +365,56 @@ def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> N
     message.press("Enter")
     expect(page.locator('[data-testid="bot"]').last).to_have_text('{"model_size": "7B"}')
     page.screenshot(path=str(ARTIFACTS / "ui-options.png"))
+
+
+@pytest.mark.parametrize("size", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+def test_the_first_minutes_do_not_break_the_page(
+    browser: Any, page_url: str, side: Replica, size: tuple[int, int]
+) -> None:
+    """What broke the page in its first ten minutes, walked as a person does (issue 26): a
+    message with no answer is not sent again with the next one; Enter on an empty box leaves
+    the page usable; Stop before the first token ends the waiting note."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.goto(page_url)
+    message = page.locator("textarea[data-testid=textbox]").first
+    bot = page.locator('[data-testid="bot"]')
+
+    # An error before any text, then a message: the Space gets no trace of the first.
+    message.fill("/error The model crashed")
+    message.press("Enter")
+    expect(page.get_by_text("The Space could not answer: The model crashed")).to_be_visible()
+    run = side.next_run()
+    message.fill("/history")
+    message.press("Enter")
+    expect(bot.last).to_have_text("[]")
+    assert side.wait(run)["query"] == "/history"
+
+    # Enter on an empty and on a blank box: refused, and the page goes on as before.
+    for blank in ("", "   "):
+        message.fill(blank)
+        message.press("Enter")
+    expect(page.get_by_text("Type a message first.").first).to_be_visible()
+    message.fill("/echo still here")
+    message.press("Enter")
+    expect(bot.last).to_have_text("still here")
+
+    # Stop before the first token: the waiting note gives way to a note that says so.
+    run = side.next_run()
+    message.fill("/slow 30 too late")
+    message.press("Enter")
+    expect(page.get_by_text("The Space is working on your message")).to_be_visible()
+    page.locator("button.stop-button").click()
+    expect(page.get_by_text(STOPPED_WAITING_TITLE)).to_be_visible()
+    expect(page.get_by_text("The Space is working on your message")).to_have_count(0)
+    assert side.wait(run)["outcome"] == "stopped"
+    run = side.next_run()
+    message.fill("/history")
+    message.press("Enter")
+    expect(bot.last).to_contain_text('["/echo still here", "still here"]')
+    assert "too late" not in side.wait(run)["query"]
+    expect(bot.last).not_to_contain_text("/slow")
+    page.screenshot(path=str(ARTIFACTS / f"ui-first-minutes-{size[0]}.png"))
+    context.close()
