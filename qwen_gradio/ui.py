@@ -201,29 +201,30 @@ def build_ui(
         analytics_enabled=False,
     )
 
-    def mark_stopped(history: list[Any]) -> list[Any]:
-        """Stop cut the reply short: say so under it (a note, not part of the conversation);
-        a Stop while the Space had not answered yet replaces the waiting note (its spinner)."""
-        last = history[-1] if history else None
-        fields = (last if isinstance(last, dict) else vars(last)) if last is not None else {}
-        metadata = fields.get("metadata") or {}
-        if fields.get("role") != "assistant":
-            return [*history, note(STOPPED_WAITING_TITLE)] if history else history
-        if metadata.get("status") == "pending":
-            return [*history[:-1], note(STOPPED_WAITING_TITLE)]
-        if not metadata.get("title"):
-            return [*history, note(STOPPED_TITLE)]
-        return history
-
-    with interface:
+    with interface:  # Stop: a note under the reply (see _marked_stopped)
         interface.textbox.stop(
-            mark_stopped,
+            _marked_stopped,
             [interface.chatbot],
             [interface.chatbot],
             api_visibility="undocumented",
             queue=False,
         )
     return interface
+
+
+def _marked_stopped(history: list[Any]) -> list[Any]:
+    """Stop cut the reply short: say so under it (a note, not part of the conversation); a
+    Stop while the Space had not answered yet replaces the waiting note (its spinner)."""
+    last = history[-1] if history else None
+    fields = (last if isinstance(last, dict) else vars(last)) if last is not None else {}
+    metadata = fields.get("metadata") or {}
+    if fields.get("role") != "assistant":
+        return [*history, note(STOPPED_WAITING_TITLE)] if history else history
+    if metadata.get("status") == "pending":
+        return [*history[:-1], note(STOPPED_WAITING_TITLE)]
+    if not metadata.get("title"):
+        return [*history, note(STOPPED_TITLE)]
+    return history
 
 
 def local_theme() -> Any:

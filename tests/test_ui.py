@@ -416,5 +416,6 @@ def test_the_first_minutes_do_not_break_the_page(
     expect(bot.last).to_contain_text('["/echo still here", "still here"]')
     assert "too late" not in side.wait(run)["query"]
     expect(bot.last).not_to_contain_text("/slow")
+
     page.screenshot(path=str(ARTIFACTS / f"ui-first-minutes-{size[0]}.png"))
     context.close()
