@@ -38,6 +38,18 @@ from .replica import REPLICA  # --space replica: serve the bundled replica in th
 ERROR_TITLE = "The Space could not answer"
 STOPPED_TITLE = "Stopped: the reply was cut short here"
 STOPPED_WAITING_TITLE = "Stopped before the Space answered"
+#: Math as Qwen writes it: $$...$$ and \[...\] on a line of their own, $...$ and \(...\)
+#: inline (gradio's default renders only $$...$$).
+LATEX_DELIMITERS: list[dict[str, str | bool]] = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "\\[", "right": "\\]", "display": True},
+    {"left": "$", "right": "$", "display": False},
+    {"left": "\\(", "right": "\\)", "display": False},
+]
+WELCOME = (
+    "**Ask anything.** Replies stream from the Space as it writes them; the system prompt"
+    " below applies to your next message. Edit a message of yours to ask it again."
+)
 
 
 def _text(content: Any) -> str:
@@ -187,7 +199,15 @@ def build_ui(
     )
     interface = gr.ChatInterface(
         chat,
-        chatbot=gr.Chatbot(label="Qwen2.5-Max", scale=1, autoscroll=True),
+        chatbot=gr.Chatbot(
+            label="Qwen2.5-Max",
+            scale=1,
+            autoscroll=True,
+            latex_delimiters=LATEX_DELIMITERS,
+            placeholder=WELCOME,
+            buttons=["copy", "copy_all"],  # no "share": it needs Hugging Face, offline it fails
+        ),
+        editable=True,  # a sent message can be edited, and asked again from there
         additional_inputs=[system_box, *(control for _, control in controls)],
         additional_inputs_accordion=gr.Accordion(
             "System prompt" + (" and options" if controls else ""), open=True

@@ -419,3 +419,36 @@ def test_the_first_minutes_do_not_break_the_page(
 
     page.screenshot(path=str(ARTIFACTS / f"ui-first-minutes-{size[0]}.png"))
     context.close()
+
+
+def test_the_welcome_math_and_editing_a_sent_message(
+    browser: Any, page_url: str, side: Replica
+) -> None:
+    """The empty page says what to do; inline math renders as math ($...$ and \\(...\\), not
+    only $$...$$); a sent message can be edited and asked again; no share button (it needs
+    Hugging Face, and does nothing offline)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    expect(page.get_by_text("Ask anything.")).to_be_visible()
+    expect(page.get_by_label("Share")).to_have_count(0)
+    message = page.locator("textarea[data-testid=textbox]").first
+    bot = page.locator('[data-testid="bot"]')
+
+    message.fill("/echo The energy is $E = mc^2$ and \\(a+b\\) here")
+    message.press("Enter")
+    expect(bot.last).to_contain_text("The energy is")
+    expect(bot.last.locator(".katex")).to_have_count(2)  # both inline formulas, as math
+    expect(bot.last).not_to_contain_text("$E")
+
+    page.get_by_label("Edit").last.click()
+    page.locator(".message textarea").first.fill("/echo edited question")  # the edit box
+    run = side.next_run()
+    page.get_by_label("Submit").last.click()
+    expect(bot.last).to_have_text("edited question")
+    assert side.wait(run)["query"] == "/echo edited question"
+    expect(bot).to_have_count(1)  # the conversation goes on from the edited message
+    page.screenshot(path=str(ARTIFACTS / "ui-math-edit.png"))
+    context.close()
