@@ -25,6 +25,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,6 +255,7 @@ class Serve(Client):
             if "Uvicorn running on" in line:
                 break
         threading.Thread(target=self.server.stdout.read, daemon=True).start()  # drain it
+        weakref.finalize(self, self.server.kill)  # a worker that fails leaves no server behind
         self.base = f"http://127.0.0.1:{port}/v1/chat/completions"
         self.http = httpx.AsyncClient(timeout=None, limits=httpx.Limits(max_connections=None))
 
