@@ -15,29 +15,36 @@ loads nothing from outside this machine: no analytics, and system fonts instead 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
+import json
 import os
 import threading
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import gradio as gr
 
+from ._client.streams import AsyncStream
 from ._core.messages import DEFAULT_SYSTEM
 from ._core.options import ChatOption
-from ._core.reply import QueueStatus, Retrying, TextDelta
+from ._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .client import QwenClient
 from .errors import QwenGradioError
 from .settings import Settings
+from .tokens import load_tokenizer, tokenizer_installed
 
 __all__ = ["REPLICA", "build_ui", "close", "serve"]
 
 from .replica import REPLICA  # --space replica: serve the bundled replica in this process
 
 ERROR_TITLE = "The Space could not answer"
-STOPPED_TITLE = "Stopped: the reply was cut short here"
+STOPPED_TITLE = "Stopped: this reply was cut short"
 STOPPED_WAITING_TITLE = "Stopped before the Space answered"
+ANY_SPACE = "Any (the pool chooses)"
+TICK = 1.0  #: seconds between the updates of a wait's countdown
 #: Math as Qwen writes it: $$...$$ and \[...\] on a line of their own, $...$ and \(...\)
 #: inline (gradio's default renders only $$...$$).
 LATEX_DELIMITERS: list[dict[str, str | bool]] = [
@@ -50,6 +57,26 @@ WELCOME = (
     "**Ask anything.** Replies stream from the Space as it writes them; the system prompt"
     " below applies to your next message. Edit a message of yours to ask it again."
 )
+EXAMPLES = [
+    "Explain the difference between a list and a tuple in Python.",
+    "Write a haiku about autumn rain.",
+    "What is the integral of x² from 0 to 1? Show the steps.",
+    "Summarize the causes of the French Revolution in three bullet points.",
+]
+#: Screen-reader texts gradio 6.31 lacks (its status region read the key "common.complete").
+TRANSLATIONS = {"en": {"common.complete": "Reply complete"}}
+#: Narrow screens: the chat and its message box first, the saved chats after the settings.
+PAGE_CSS = """
+@media (max-width: 640px) {
+  .qwen-saved-chats { order: 3; }
+  .qwen-chat-area { order: 1; }
+  .qwen-chat-area .chatbot { max-height: 52vh; min-height: 12rem; }
+}
+"""
+
+
+def _fields(message: Any) -> dict[str, Any]:
+    return message if isinstance(message, dict) else vars(message)
 
 
 def _text(content: Any) -> str:
@@ -63,6 +90,10 @@ def _text(content: Any) -> str:
     return ""
 
 
+def _is_note(message: Any) -> bool:
+    return bool((_fields(message).get("metadata") or {}).get("title"))
+
+
 def to_messages(message: str, history: list[Any], system_prompt: str) -> list[dict[str, str]]:
     """ChatInterface's (message, history) as OpenAI-style messages for QwenClient. The page's
     own notes (messages with a metadata title: queue status, errors) are not conversation, nor
@@ -70,11 +101,9 @@ def to_messages(message: str, history: list[Any], system_prompt: str) -> list[di
     would reach the Space glued to the next one. A reply cut short answers with its text."""
     turns: list[dict[str, str]] = []
     for item in history:
-        fields = item if isinstance(item, dict) else vars(item)
-        if (fields.get("metadata") or {}).get("title"):
-            continue
+        fields = _fields(item)
         role = fields.get("role")
-        if role in ("user", "assistant"):
+        if role in ("user", "assistant") and not _is_note(item):
             turns.append({"role": str(role), "content": _text(fields.get("content"))})
     answered = [
         turn
@@ -89,6 +118,55 @@ def not_blank(message: str) -> Any:
     """ChatInterface's validator: an empty or blank message is refused before the chat runs
     (a note on the page, which stays usable)."""
     return gr.validate(bool(message and message.strip()), "Type a message first.")
+
+
+def note(title: str, text: str = "", pending: bool = False, duration: float | None = None) -> Any:
+    """An assistant message shown as a note (a title, collapsed text): not part of the chat."""
+    metadata: dict[str, Any] = {"title": title, "status": "pending" if pending else "done"}
+    if duration is not None:
+        metadata["duration"] = round(duration, 1)
+    return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
+
+
+def settled(history: list[Any]) -> list[Any]:
+    """``history`` with no note left waiting: a reply's pending note (its spinner) outlives
+    it when Stop, a closed tab or a lost connection ended it; it then says so. gradio keeps
+    the chat's state from before the Stop, so this runs wherever a history comes back."""
+    out = []
+    for k, message in enumerate(history):
+        fields = _fields(message)
+        metadata = fields.get("metadata") or {}
+        if metadata.get("title") and metadata.get("status") == "pending":
+            after = history[k + 1] if k + 1 < len(history) else None
+            answered = after is not None and _fields(after).get("role") == "assistant"
+            title = STOPPED_TITLE if answered and not _is_note(after) else STOPPED_WAITING_TITLE
+            message = {**fields, "metadata": {**metadata, "title": title, "status": "done"}}
+        out.append(message)
+    return out
+
+
+def settings_text(system_prompt: str, options: Mapping[str, Any]) -> str:
+    """What a reply was asked with, as its note shows it (and ``asked_with`` reads it back)."""
+    quoted = "\n".join(f"> {line}" for line in system_prompt.splitlines() or [""])
+    text = f"**System prompt**\n\n{quoted}"
+    if options:
+        text += f"\n\n**Options** `{json.dumps(dict(options), ensure_ascii=False)}`"
+    return text
+
+
+def asked_with(conversation: list[Any]) -> tuple[str, dict[str, Any]] | None:
+    """The system prompt and options of a conversation's last reply (from its note); None if
+    no reply says."""
+    for message in reversed(conversation):
+        lines = _text(_fields(message).get("content")).splitlines() if _is_note(message) else []
+        if not lines or lines[0] != "**System prompt**":
+            continue
+        prompt = [line[2:] for line in lines[2:] if line.startswith("> ") or line == ">"]
+        options: dict[str, Any] = {}
+        if lines[-1].startswith("**Options** `"):
+            options = json.loads(lines[-1][len("**Options** `") : -1])
+        return "\n".join(prompt), options
+    return None
 
 
 def option_input(option: ChatOption) -> Any:
@@ -124,15 +202,100 @@ def space_options(client: QwenClient) -> tuple[ChatOption, ...]:
     return tuple(dataclasses.replace(o, default=start[o.name]) for o in endpoint.options)
 
 
-def note(title: str, text: str = "", pending: bool = False) -> Any:
-    """An assistant message shown as a note (a title, collapsed text): not part of the chat."""
-    metadata = {"title": title, **({"status": "pending"} if pending else {})}
-    return gr.ChatMessage(role="assistant", content=text, metadata=metadata)  # type: ignore[arg-type]
+def waiting_title(event: QueueStatus | Retrying, left: float, space: str, tries: int) -> str:
+    """The note while a reply waits, ``left`` seconds of its wait to go: which Space (``space``
+    names the Space of a pool; empty for a single one), which try, and a countdown (a queue's
+    estimate, a retry's pause)."""
+    if isinstance(event, Retrying):
+        what = event.error.summary()
+        where = f" on {event.space}" if space else ""
+        again = "trying again" if event.next_space == event.space else f"trying {event.next_space}"
+        return (
+            f"{what[:1].upper()}{what[1:]}{where} (try {event.attempt} of {tries});"
+            f" {again} in {max(left, 0):.0f} s…"
+        )
+    if event.started:
+        return f"{space or 'The Space'} is working on your message…"
+    rank = event.rank or 0
+    where = "you are next" if rank == 0 else f"{rank} ahead of you"
+    eta = f", about {left:.0f} s" if left >= 1 else ""
+    queue = f"the queue of {space}" if space else "the Space's queue"
+    return f"Waiting in {queue}: {where}{eta}…"
 
 
-def chat_function(client: QwenClient, controls: list[tuple[ChatOption, Any]]) -> Any:
-    """The page's chat function: streams the reply, notes while the job waits or when it
-    fails; its signature names each option's control as the Space names the option."""
+async def ticking(stream: AsyncStream, every: float) -> AsyncIterator[StreamEvent | None]:
+    """``stream``'s events, and None each ``every`` seconds that none arrives (a countdown's
+    tick). Closing this closes nothing: the caller closes the stream."""
+    pending: asyncio.Future[StreamEvent] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(stream.next_event())
+            done, _ = await asyncio.wait({pending}, timeout=every)
+            if not done:
+                yield None
+                continue
+            arrived, pending = pending, None
+            try:
+                yield arrived.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        if pending is not None:  # let it end before the stream is closed
+            pending.cancel()
+            await asyncio.wait({pending})
+
+
+class Reply:
+    """One reply as the page shows it: a note above the text (waiting, writing, then which
+    Space answered, how soon and how much, and what it was asked with), then the text."""
+
+    def __init__(
+        self, client: QwenClient, system_prompt: str, options: Mapping[str, Any], pool: bool
+    ) -> None:
+        self.asked = settings_text(system_prompt or DEFAULT_SYSTEM, options)
+        self.tries = client.settings.attempts
+        self.pool = pool  # the page's Spaces are a pool: notes name the Space
+        self.started = time.monotonic()
+        self.first_token: float | None = None
+        self.waiting: tuple[QueueStatus | Retrying, float] | None = None
+
+    def shown(self, stream: AsyncStream, event: StreamEvent | None) -> list[Any]:
+        """The messages to show after ``event`` (None: a tick of the clock)."""
+        now = time.monotonic()
+        space = (stream.space or "") if self.pool else ""
+        if isinstance(event, (QueueStatus, Retrying)):
+            self.waiting = (event, now)
+        if isinstance(event, TextDelta) and self.first_token is None:
+            self.first_token = now - self.started
+        if isinstance(event, ReplyCompleted):
+            return [self.done(event, now), event.text]
+        if stream.text or self.waiting is None:
+            doing = "is writing…" if stream.text else "is asked…"
+            return [note(f"{space or 'The Space'} {doing}", pending=True), stream.text]
+        waited, since = self.waiting
+        wait = waited.wait if isinstance(waited, Retrying) else (waited.eta or 0)
+        why = waited.error.message if isinstance(waited, Retrying) else ""
+        title = waiting_title(waited, wait - (now - since), space, self.tries)
+        return [note(title, why, pending=True)]
+
+    def done(self, event: ReplyCompleted, now: float) -> Any:
+        """The reply's note once it is complete."""
+        parts = [f"Answered by {event.space}" if self.pool else "Answered"]
+        if self.first_token is not None:
+            parts.append(f"first token in {self.first_token:.1f} s")
+        if event.usage is not None:
+            count = event.usage.completion_tokens
+            parts.append(f"{count} token{'' if count == 1 else 's'}")
+        return note(" · ".join(parts), self.asked, duration=now - self.started)
+
+
+def chat_function(
+    clients: PageClients, controls: list[tuple[ChatOption, Any]], pin: Any | None
+) -> Any:
+    """The page's chat function: streams the reply under a note that says how it goes (its
+    countdowns updated each ``TICK``); its signature names each option's control as the
+    Space names the option, and the pool's Space picker ``space``."""
 
     async def chat(
         message: str,
@@ -144,38 +307,112 @@ def chat_function(client: QwenClient, controls: list[tuple[ChatOption, Any]]) ->
         if not message or not message.strip():
             raise gr.Error("Type a message first.", print_exception=False)
         chosen = {option.name: value for (option, _), value in zip(controls, values, strict=False)}
+        client = clients.pinned(values[len(controls)] if pin is not None else None)
+        from_api = request is not None and request.headers.get("x-gradio-user") == "api"
         stream = client.astream(to_messages(message, history, system_prompt), options=chosen)
+        reply = Reply(client, system_prompt, {**client.options, **chosen}, pin is not None)
         try:
-            async for event in stream.events():
-                if isinstance(event, (QueueStatus, Retrying)):  # still waiting for text
-                    if not stream.text:
-                        yield note(event.describe(), pending=True)
-                elif isinstance(event, TextDelta):
-                    yield event.text
+            async for event in ticking(stream, TICK):
+                if from_api:  # a Gradio client gets the text alone
+                    if isinstance(event, TextDelta):
+                        yield event.text
+                else:
+                    yield reply.shown(stream, event)
         except QwenGradioError as exc:
-            if request is not None and request.headers.get("x-gradio-user") == "api":
-                raise gr.Error(exc.message, print_exception=False) from None  # API: an error
+            if from_api:
+                raise gr.Error(exc.message, print_exception=False) from None
             # In the page: keep the partial reply readable and say, in the Space's words, why
             # it stopped (an error status would cover the whole chat).
-            reply = [note(f"{ERROR_TITLE}: {exc.message}")]
-            if exc.partial_text:
-                reply.insert(0, gr.ChatMessage(role="assistant", content=exc.partial_text))
-            yield reply  # (no toast besides: gradio titles every warning toast "Warning")
+            shown = [note(f"{ERROR_TITLE}: {exc.message}", reply.asked)]
+            yield [exc.partial_text, *shown] if exc.partial_text else shown
         finally:
             await stream.aclose()  # Stop, a closed tab or an error: cancel the job on the Space
 
-    if controls:  # the API (and gradio's docs page) name each option as the Space does
+    parameters = [option.name for option, _ in controls] + (["space"] if pin is not None else [])
+    if parameters:  # the API (and gradio's docs page) name each control as the Space does
         signature = inspect.signature(chat)
+        defaults = [option.default for option, _ in controls] + [ANY_SPACE]
         named = [
-            inspect.Parameter(
-                option.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option.default
-            )
-            for option, _ in controls
+            inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default)
+            for name, default in zip(parameters, defaults, strict=False)
         ]
         fixed = [p for p in signature.parameters.values() if p.kind != p.VAR_POSITIONAL]
         chat.__signature__ = signature.replace(parameters=[*fixed, *named])  # type: ignore[attr-defined]
 
     return chat
+
+
+class PageClients:
+    """The page's client for its Space (or pool), and one per Space of a pool made when a
+    user pins that Space (so that each reply goes there)."""
+
+    def __init__(self, client: QwenClient) -> None:
+        self.client = client
+        self._pinned: dict[str, QwenClient] = {}
+
+    def names(self) -> list[str]:
+        return [space.name for space in self.client.settings.spaces]
+
+    def pinned(self, name: str | None) -> QwenClient:
+        """The client for the Space ``name`` of the pool (None or ``ANY_SPACE``: the pool)."""
+        spaces = {space.name: space for space in self.client.settings.spaces}
+        if name is None or name not in spaces or len(spaces) == 1:
+            return self.client
+        if name not in self._pinned:
+            settings = self.client.settings.replace(space=spaces[name])
+            self._pinned[name] = QwenClient(settings=settings)
+        return self._pinned[name]
+
+    def close(self) -> None:
+        for client in [self.client, *self._pinned.values()]:
+            client.close()
+
+
+class ChatPage(gr.ChatInterface):
+    """gradio's ChatInterface, with its saved conversations kept right (gradio 6.31's list
+    leaves out an emptied chat while opening them by their index in the whole list, so each
+    click below an emptied chat opened the one before it) and no reply left waiting in them
+    (``settled``). These override ChatInterface's private methods: ``tests/test_ui.py``
+    walks each case in a browser."""
+
+    def _save_conversation(
+        self, index: int | None, conversation: list[Any], saved: list[list[Any]]
+    ) -> tuple[int | None, list[list[Any]]]:
+        if conversation:
+            return super()._save_conversation(index, settled(conversation), saved)  # type: ignore[no-any-return]
+        if index is not None and saved and index < len(saved):  # emptied (Undo): not a chat
+            saved.pop(index)
+        return None, saved
+
+    def _load_conversation(self, index: int, conversations: list[list[Any]]) -> tuple[int, Any]:
+        real = _listed(conversations)[index]
+        return real, gr.Chatbot(value=settled(conversations[real]))
+
+    async def _stream_fn(  # type: ignore[override]
+        self, message: Any, history: list[Any], *args: Any
+    ) -> AsyncIterator[Any]:
+        async for output in super()._stream_fn(message, settled(history), *args):
+            yield output
+
+
+def _listed(conversations: list[list[Any]] | None) -> list[int]:
+    """The index in ``conversations`` of each entry of the saved list (it skips empty ones)."""
+    return [k for k, conversation in enumerate(conversations or []) if conversation]
+
+
+def page_name(client: QwenClient) -> str:
+    """What the page calls its Space: the Qwen2.5 demo "Qwen2.5-Max"; another Space named by
+    its id, that name ("Qwen2.5-72B-Instruct-Demo" → "Qwen2.5-72B-Instruct"); a URL, the
+    title the Space's page gives itself (else its host)."""
+    first = client.settings.spaces[0].name
+    if "://" not in first:
+        name = first.rsplit("/", 1)[-1]
+        return name[: -len("-demo")] if name.lower().endswith("-demo") else name
+    try:
+        title = str(client.connect().config.get("title") or "")
+    except QwenGradioError:
+        title = ""
+    return title if title and title != "Gradio" else first.split("://", 1)[1]
 
 
 def build_ui(
@@ -187,32 +424,42 @@ def build_ui(
     """The chat page (a ``gr.ChatInterface``) for ``client``'s Space; each of ``options`` (the
     Space's extra chat inputs, as ``client.chat_options()`` gives them) gets a control."""
     label = space_label or client.space_url
+    name = page_name(client)
+    clients = PageClients(client)
     controls = [(option, option_input(option)) for option in options]
     controls = [(option, control) for option, control in controls if control is not None]
-
-    chat = chat_function(client, controls)
+    pin = None
+    if len(clients.names()) > 1:
+        pin = gr.Dropdown(
+            [ANY_SPACE, *clients.names()], value=ANY_SPACE, label="Space", info="Where replies go."
+        )
     system_box = gr.Textbox(
-        value=DEFAULT_SYSTEM,
-        label="System prompt",
-        lines=2,
-        info="Applies to your next message.",
+        value=DEFAULT_SYSTEM, label="System prompt", lines=2, info="Applies to your next message."
     )
-    interface = gr.ChatInterface(
-        chat,
+    interface = ChatPage(
+        chat_function(clients, controls, pin),
         chatbot=gr.Chatbot(
-            label="Qwen2.5-Max",
+            label=name,
             scale=1,
             autoscroll=True,
             latex_delimiters=LATEX_DELIMITERS,
             placeholder=WELCOME,
             buttons=["copy", "copy_all"],  # no "share": it needs Hugging Face, offline it fails
         ),
-        editable=True,  # a sent message can be edited, and asked again from there
-        additional_inputs=[system_box, *(control for _, control in controls)],
-        additional_inputs_accordion=gr.Accordion(
-            "System prompt" + (" and options" if controls else ""), open=True
+        textbox=gr.Textbox(
+            label="Message",
+            show_label=False,
+            placeholder="Type a message...",
+            scale=7,
+            submit_btn="Send",  # named: gradio's icon-only buttons have no accessible name
+            stop_btn="Stop",
         ),
-        title="Qwen2.5-Max chat",
+        editable=True,  # a sent message can be edited, and asked again from there
+        examples=[[example] for example in EXAMPLES],  # shown on the empty page
+        run_examples_on_click=False,  # into the message box (gradio saves no chat they start)
+        additional_inputs=[system_box, *(c for _, c in controls), *([pin] if pin else [])],
+        additional_inputs_accordion=gr.Accordion("Chat settings", open=True),
+        title=f"{name} chat",
         description=f"Talking to the Space at **{label}** through qwen_gradio.",
         save_history=True,
         validator=not_blank,
@@ -220,31 +467,53 @@ def build_ui(
         fill_height=True,
         analytics_enabled=False,
     )
-
-    with interface:  # Stop: a note under the reply (see _marked_stopped)
-        interface.textbox.stop(
-            _marked_stopped,
+    for block, name in (
+        (interface.chat_history_dataset, "saved-chats"),
+        (interface.chatbot, "chat-area"),
+    ):
+        if block.parent is not None:  # their columns, styled for narrow screens (PAGE_CSS)
+            block.parent.elem_classes = [f"qwen-{name}"]
+    with interface:
+        interface.textbox.stop(  # Stop: the reply's note says so
+            stopped,
             [interface.chatbot],
             [interface.chatbot],
             api_visibility="undocumented",
             queue=False,
         )
+        interface.chat_history_dataset.click(  # an opened chat brings back its settings
+            _restored([option.name for option, _ in controls]),
+            [interface.chat_history_dataset, interface.saved_conversations],
+            [system_box, *(control for _, control in controls)],
+            api_visibility="undocumented",
+            queue=False,
+        )
+    interface.qwen_clients = clients  # type: ignore[attr-defined]
     return interface
 
 
-def _marked_stopped(history: list[Any]) -> list[Any]:
-    """Stop cut the reply short: say so under it (a note, not part of the conversation); a
-    Stop while the Space had not answered yet replaces the waiting note (its spinner)."""
-    last = history[-1] if history else None
-    fields = (last if isinstance(last, dict) else vars(last)) if last is not None else {}
-    metadata = fields.get("metadata") or {}
-    if fields.get("role") != "assistant":
-        return [*history, note(STOPPED_WAITING_TITLE)] if history else history
-    if metadata.get("status") == "pending":
-        return [*history[:-1], note(STOPPED_WAITING_TITLE)]
-    if not metadata.get("title"):
-        return [*history, note(STOPPED_TITLE)]
-    return history
+def _restored(names: list[str]) -> Any:
+    """A handler that gives the system prompt and the options (``names``) a saved chat's last
+    reply was asked with (each left as it is where the chat does not say)."""
+
+    def restore(index: int, conversations: list[list[Any]]) -> Any:
+        listed = _listed(conversations)
+        asked = asked_with(conversations[listed[index]]) if index < len(listed) else None
+        if asked is None:
+            return [gr.skip()] * (len(names) + 1) if names else gr.skip()
+        system, options = asked
+        values = [system, *(options.get(name, gr.skip()) for name in names)]
+        return values if names else system  # (gradio takes one output's value as it is)
+
+    return restore
+
+
+def stopped(history: list[Any]) -> list[Any]:
+    """The page when Stop is pressed: the reply's note says it was stopped (``settled``); a
+    Stop before the reply had a note gets one."""
+    if history and _fields(history[-1]).get("role") == "user":
+        return [*history, note(STOPPED_WAITING_TITLE)]
+    return settled(history)
 
 
 def local_theme() -> Any:
@@ -283,6 +552,8 @@ def serve(
         settings = settings.replace(space=server.url)
         label = f"{server.url} (the offline replica)"
     client = QwenClient(settings=settings)
+    if tokenizer_installed():  # each reply's note counts its tokens: load it before the first
+        load_tokenizer()
     demo = build_ui(client, space_label=label, options=space_options(client))
     demo.queue(default_concurrency_limit=None)
     demo.qwen_client, demo.qwen_replica = client, server
@@ -293,6 +564,8 @@ def serve(
         show_error=True,
         quiet=True,  # gradio's banner would suggest launch(share=True), which this page lacks
         theme=local_theme(),
+        css=PAGE_CSS,
+        i18n=gr.I18n(**TRANSLATIONS),
     )
     if prevent_thread_lock:
         return demo
@@ -309,6 +582,6 @@ def serve(
 def close(demo: Any) -> None:
     """Stop a page started by ``serve``, its client, and its replica if it has one."""
     demo.close()
-    demo.qwen_client.close()
+    demo.qwen_clients.close()
     if demo.qwen_replica is not None:
         demo.qwen_replica.stop()

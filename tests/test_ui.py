@@ -23,13 +23,27 @@ from gradio_client import Client
 
 from qwen_gradio import QwenClient, Settings
 from qwen_gradio.replica import ReplicaServer
-from qwen_gradio.ui import STOPPED_TITLE, STOPPED_WAITING_TITLE, close, serve, to_messages
+from qwen_gradio.ui import (
+    STOPPED_TITLE,
+    STOPPED_WAITING_TITLE,
+    asked_with,
+    build_ui,
+    close,
+    page_name,
+    serve,
+    settings_text,
+    settled,
+    to_messages,
+    waiting_title,
+)
 
-from .conftest import ARTIFACTS, Replica
+from .conftest import ARTIFACTS, Replica, generation_python, start_replica
 from .docs import example
 from .helpers import assert_stopped_early, free_port, replica_reply
 
 CHROMIUM = os.environ.get("QWEN_GRADIO_CHROMIUM") or shutil.which("chromium") or ""
+NAME = "Qwen2.5-Max (offline replica)"  # the replica's title: the page's name for it
+SIZES = pytest.mark.parametrize("size", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +162,81 @@ def test_a_message_that_got_no_answer_is_not_sent_again() -> None:
     ]
 
 
+def test_a_note_left_waiting_says_the_reply_was_stopped() -> None:
+    """gradio keeps a chat's state from before a Stop: a reply's pending note comes back
+    with the next message, or in a saved chat. ``settled`` says what happened instead."""
+    waiting = {"role": "assistant", "content": "", "metadata": {"title": "…", "status": "pending"}}
+    history = [
+        {"role": "user", "content": "one"},
+        waiting,
+        {"role": "user", "content": "two"},
+        waiting,
+        {"role": "assistant", "content": "partial"},
+    ]
+    titles = [(m.get("metadata") or {}).get("title") for m in settled(history)]
+    assert titles == [None, STOPPED_WAITING_TITLE, None, STOPPED_TITLE, None]
+    assert all((m.get("metadata") or {}).get("status") != "pending" for m in settled(history))
+
+
+def test_a_replys_note_says_what_it_was_asked_with() -> None:
+    system, options = "You are a pirate.\n\nSay `arr`.", {"model_size": "14B", "on": True}
+    saved = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": settings_text(system, options),
+            "metadata": {"title": "x"},
+        },
+        {"role": "assistant", "content": "arr"},
+    ]
+    assert asked_with(saved) == (system, options)
+    assert asked_with([{"role": "user", "content": "**System prompt**"}]) is None  # not a note
+
+
+def test_the_saved_list_opens_the_chat_it_shows() -> None:
+    """gradio 5.13 and 6.31 list the non-empty saved chats but open them by their index in
+    the whole list; an emptied chat (Undo) is not saved, and a list holding one opens right."""
+    page = build_ui(QwenClient("http://127.0.0.1:9"))
+    alpha, charlie = [{"role": "user", "content": "Alpha"}], [{"role": "user", "content": "C"}]
+    assert page._save_conversation(0, [], [[], charlie, alpha]) == (None, [charlie, alpha])
+    assert page._save_conversation(None, [], [charlie]) == (None, [charlie])
+    index, chatbot = page._load_conversation(1, [charlie, [], alpha])
+    assert index == 2 and chatbot.value[0]["content"] == [{"text": "Alpha", "type": "text"}]
+
+
+@pytest.mark.parametrize(
+    ("space", "name"),
+    [
+        ("Qwen/Qwen2.5-Max-Demo", "Qwen2.5-Max"),
+        ("Qwen/Qwen2.5-72B-Instruct-demo", "Qwen2.5-72B-Instruct"),
+        ("you/my-copy", "my-copy"),
+        ("http://127.0.0.1:9", "127.0.0.1:9"),  # a URL that does not answer: its host
+    ],
+)
+def test_the_page_is_named_after_its_space(space: str, name: str) -> None:
+    with QwenClient(space, timeout=2) as client:
+        assert page_name(client) == name
+
+
+def test_a_wait_note_says_which_space_which_try_and_how_long() -> None:
+    from qwen_gradio._core.reply import QueueStatus, Retrying
+    from qwen_gradio.errors import RateLimitedError
+
+    error = RateLimitedError("Quota exceeded")
+    retry = Retrying("a/b", error, 21.0, 1, "c/d")
+    assert (
+        waiting_title(retry, 20.4, "a/b", 3)
+        == "Rate limited on a/b (try 1 of 3); trying c/d in 20 s…"
+    )
+    assert waiting_title(retry, 20.4, "", 3).startswith("Rate limited (try 1 of 3)")
+    queued = QueueStatus(rank=2, queue_size=3, eta=11.0)
+    assert (
+        waiting_title(queued, 7.2, "", 3)
+        == "Waiting in the Space's queue: 2 ahead of you, about 7 s…"
+    )
+    assert waiting_title(queued, 0.3, "a/b", 3) == "Waiting in the queue of a/b: 2 ahead of you…"
+
+
 # -- in a real browser ------------------------------------------------------------------------
 
 
@@ -214,7 +303,7 @@ def test_chatting_in_a_browser(
     # Stop ends the stream in the page, cancels the job on the Space, and marks the reply.
     page.locator("button.stop-button").click()
     assert side.wait(run)["outcome"] == "stopped"
-    expect(page.get_by_text("Stopped: the reply was cut short here")).to_be_visible()
+    expect(page.get_by_text(STOPPED_TITLE)).to_be_visible()
     expect(page.get_by_text("Ahoy there", exact=True)).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "ui-stopped.png"))
 
@@ -251,7 +340,7 @@ def test_chatting_in_a_browser(
     ).to_be_visible()
     expect(page.get_by_text("w1 w2 w3")).to_be_visible()
     expect(page.locator(".toast-body")).to_have_count(0)  # the note says it; no "Warning" toast
-    expect(page.get_by_text("Qwen2.5-Max", exact=True)).to_be_visible()  # the chat box's label
+    expect(page.get_by_text(NAME, exact=True)).to_be_visible()  # the chat box's label
     expect(page.get_by_text("Chatbot", exact=True)).to_have_count(0)
     assert "Traceback" not in page.content()
     page.screenshot(path=str(ARTIFACTS / "ui-error.png"))
@@ -274,7 +363,8 @@ def test_chatting_in_a_browser(
     expect(saved).to_be_visible()
     saved.click()
     expect(page.locator('[data-testid="user"]').first).to_have_text("/lockstep Ahoy there matey")
-    expect(page.locator('[data-testid="bot"]').first).to_contain_text("Ahoy there")
+    expect(page.get_by_text("Ahoy there", exact=True)).to_be_visible()
+    expect(page.get_by_text(STOPPED_TITLE)).to_be_visible()
     expect(page.get_by_text("You are a pirate.", exact=True)).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "ui-reloaded.png"))
 
@@ -307,7 +397,7 @@ def test_the_ui_command_serves_the_page_with_the_replica() -> None:
                 break
         url = f"http://127.0.0.1:{port}"
         assert f"at {url}/ (Ctrl-C to stop)" in shown[-1]
-        assert "Qwen2.5-Max chat" in httpx.get(url, timeout=10).text
+        assert f"{NAME} chat" in httpx.get(url, timeout=10).text
         reply = Client(url, verbose=False).predict("hello", "", api_name="/chat")
         assert reply == replica_reply("hello")
     finally:
@@ -367,7 +457,7 @@ def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> N
     page.screenshot(path=str(ARTIFACTS / "ui-options.png"))
 
 
-@pytest.mark.parametrize("size", [(1280, 900), (390, 844)], ids=["desktop", "phone"])
+@SIZES
 def test_the_first_minutes_do_not_break_the_page(
     browser: Any, page_url: str, side: Replica, size: tuple[int, int]
 ) -> None:
@@ -416,6 +506,10 @@ def test_the_first_minutes_do_not_break_the_page(
     expect(bot.last).to_contain_text('["/echo still here", "still here"]')
     assert "too late" not in side.wait(run)["query"]
     expect(bot.last).not_to_contain_text("/slow")
+    # ... and the stopped reply still says so, with no spinner come back (0.4.0 showed the
+    # waiting note again once the next reply came: gradio kept the chat from before the Stop).
+    expect(page.get_by_text(STOPPED_WAITING_TITLE)).to_be_visible()
+    expect(page.get_by_text("The Space is working on your message")).to_have_count(0)
 
     page.screenshot(path=str(ARTIFACTS / f"ui-first-minutes-{size[0]}.png"))
     context.close()
@@ -449,6 +543,251 @@ def test_the_welcome_math_and_editing_a_sent_message(
     page.get_by_label("Submit").last.click()
     expect(bot.last).to_have_text("edited question")
     assert side.wait(run)["query"] == "/echo edited question"
-    expect(bot).to_have_count(1)  # the conversation goes on from the edited message
+    expect(page.locator('[data-testid="user"]')).to_have_text(["/echo edited question"])
     page.screenshot(path=str(ARTIFACTS / "ui-math-edit.png"))
     context.close()
+
+
+def _chat(page: Any, text: str, reply: str) -> None:
+    """Send ``text`` from the message box; wait for ``reply`` to end the chat."""
+    from playwright.sync_api import expect
+
+    message = page.locator("textarea[data-testid=textbox]").first
+    message.fill(text)
+    message.press("Enter")
+    expect(page.locator('[data-testid="bot"]').last).to_have_text(reply)
+
+
+def _saved(page: Any, title: str) -> Any:
+    """The entry of the saved-chats list named ``title``."""
+    return page.get_by_role("gridcell", name=title, exact=True)
+
+
+@SIZES
+def test_the_saved_chats_open_the_chat_clicked(
+    browser: Any, page_url: str, size: tuple[int, int]
+) -> None:
+    """Issue 26, bug 3: once a chat had been emptied by Undo, each click on the saved list
+    opened the chat below the one clicked (gradio 6.31 lists the non-empty chats but opens
+    them by their index among all), and the last could not be opened at all."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": size[0], "height": size[1]})
+    page = context.new_page()
+    page.goto(page_url)
+    new_chat = page.get_by_role("button", name="New chat")
+    for name in ("Alpha", "Bravo", "Charlie", "Delta"):
+        _chat(page, f"/echo {name}", name)
+        expect(_saved(page, f"/echo {name}")).to_be_visible()  # saved before the next chat
+        if name != "Delta":
+            new_chat.click()
+    page.get_by_label("Undo").last.click()  # Delta's chat is empty again
+    expect(page.locator('[data-testid="user"]')).to_have_count(0)
+    expect(_saved(page, "/echo Delta")).to_have_count(0)
+    new_chat.click()
+    _chat(page, "/echo Echo", "Echo")
+    expect(_saved(page, "/echo Echo")).to_be_visible()
+
+    for reload in (False, True):
+        if reload:
+            page.reload()
+        for name in ("Charlie", "Alpha", "Echo", "Bravo"):
+            _saved(page, f"/echo {name}").click()
+            expect(page.locator('[data-testid="user"]')).to_have_text([f"/echo {name}"])
+            expect(page.locator('[data-testid="bot"]').last).to_have_text(name)
+    page.screenshot(path=str(ARTIFACTS / f"ui-saved-chats-{size[0]}.png"))
+    context.close()
+
+
+def test_a_wait_counts_down_says_where_and_stop_ends_it(
+    browser: Any, page_url: str, side: Replica
+) -> None:
+    """A reply that must wait (here the Space's quota, with its stated wait) shows a
+    countdown that moves, which try it is and the Space's words; Stop ends the wait at
+    once: no other try reaches the Space."""
+    import re
+
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    run = side.next_run()
+    message = page.locator("textarea[data-testid=textbox]").first
+    message.fill("/error You have exceeded your GPU quota. Try again in 0:00:06")
+    message.press("Enter")
+    counting = re.compile(r"Rate limited \(try 1 of 3\); trying again in (\d) s")
+    wait_note = page.get_by_text(counting)
+    expect(wait_note).to_be_visible()
+    expect(page.locator('[data-testid="bot"]').last).to_contain_text(
+        "You have exceeded your GPU quota."  # the note is open: the Space's words
+    )
+    match = counting.search(wait_note.inner_text())
+    assert match is not None
+    first = int(match.group(1))
+    lower = "|".join(str(n) for n in range(first))
+    expect(page.get_by_text(re.compile(rf"trying again in ({lower}) s"))).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "ui-countdown.png"))
+
+    page.get_by_role("button", name="Stop").click()
+    expect(page.get_by_text(STOPPED_WAITING_TITLE)).to_be_visible()
+    # A reply that takes longer than the wait had to go: had it not ended, the next try
+    # would have reached the Space before this reply's end.
+    _chat(page, "/slow 7 after the wait", "after the wait")
+    queries = [r["query"] for r in side.runs()[run:]]
+    assert queries == [
+        "/error You have exceeded your GPU quota. Try again in 0:00:06",
+        "/slow 7 after the wait",
+    ]
+    context.close()
+
+
+def test_a_chat_keeps_its_settings_and_each_reply_says_how_it_went(
+    browser: Any, page_url: str, side: Replica
+) -> None:
+    """Each reply's note says how it went (first token, time; tokens with the tokenizer)
+    and what it was asked with; an opened chat brings back its system prompt, which the
+    next message then goes with. The page announces a finished reply in words."""
+    from playwright.sync_api import expect
+
+    from qwen_gradio.tokens import tokenizer_installed
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    page.evaluate(ANNOUNCEMENTS)
+    system = page.locator("textarea[data-testid=textbox]").last
+    system.fill("You are a pirate who says arr.")
+    _chat(page, "/system", "You are a pirate who says arr.")
+    answered = page.get_by_text("Answered · first token in").last
+    expect(answered).to_be_visible()
+    if tokenizer_installed():
+        expect(answered).to_contain_text("tokens")
+    answered.click()  # the note opens: what the reply was asked with
+    expect(page.locator("blockquote").get_by_text("who says arr.")).to_be_visible()
+    page.wait_for_function("window.qwenSaid.length > 0")
+    assert page.evaluate("window.qwenSaid") == ["Reply complete"]  # not "common.complete"
+
+    page.get_by_role("button", name="New chat").click()
+    system.fill("Be brief.")
+    _chat(page, "/echo second chat", "second chat")
+    expect(_saved(page, "/echo second chat")).to_be_visible()
+    page.reload()
+    expect(system).to_have_value("You are a helpful assistant.")
+    _saved(page, "/system").click()
+    expect(system).to_have_value("You are a pirate who says arr.")
+    run = side.next_run()
+    _chat(page, "/echo again", "again")
+    assert side.wait(run)["system"] == "You are a pirate who says arr."
+    _saved(page, "/echo second chat").click()
+    expect(system).to_have_value("Be brief.")
+    page.screenshot(path=str(ARTIFACTS / "ui-settings.png"))
+    context.close()
+
+
+#: Records what the page announces to screen readers (its role=status live region).
+ANNOUNCEMENTS = """() => {
+  window.qwenSaid = [];
+  new MutationObserver(() => {
+    for (const region of document.querySelectorAll('[role=status]')) {
+      const text = region.textContent.trim();
+      if (text && !text.startsWith('Loading')) window.qwenSaid.push(text);
+    }
+  }).observe(document.body, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def test_an_example_on_the_empty_page_is_asked(browser: Any, page_url: str) -> None:
+    from playwright.sync_api import expect
+
+    from qwen_gradio.ui import EXAMPLES
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    expect(page.get_by_role("heading", name=f"{NAME} chat")).to_be_visible()
+    page.get_by_text(EXAMPLES[1]).click()  # into the message box, to send or change
+    message = page.locator("textarea[data-testid=textbox]").first
+    expect(message).to_have_value(EXAMPLES[1])
+    message.press("Enter")
+    expect(page.locator('[data-testid="bot"]').last).to_have_text(replica_reply(EXAMPLES[1]))
+    expect(_saved(page, EXAMPLES[1])).to_be_visible()
+    context.close()
+
+
+def test_a_phone_shows_the_message_box_with_many_saved_chats(browser: Any, page_url: str) -> None:
+    """On a phone the chat and its message box come first, then the chat settings, then the
+    saved chats: with 10 saved chats the message box and the system prompt are on screen
+    (0.4.0 put the list first: the message box was at y = 1,075 in an 844-pixel window)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.goto(page_url)
+    for k in range(10):
+        _chat(page, f"/echo phone chat {k}", f"phone chat {k}")
+        expect(_saved(page, f"/echo phone chat {k}")).to_be_attached()
+        page.get_by_role("button", name="New chat").click()
+    page.reload()
+    expect(_saved(page, "/echo phone chat 0")).to_be_attached()
+    for box in page.locator("textarea[data-testid=textbox]").all():  # message, system prompt
+        where = box.bounding_box()
+        assert where is not None and where["y"] + where["height"] <= 844, where
+    page.screenshot(path=str(ARTIFACTS / "ui-phone.png"))
+    context.close()
+
+
+def test_a_pool_names_the_space_of_each_reply_and_one_can_be_pinned(browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    with ReplicaServer(delay=0.01) as first, ReplicaServer(delay=0.01) as second:
+        demo = serve(Settings.build([first.url, second.url]), port=None, prevent_thread_lock=True)
+        try:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(demo.local_url)
+            page.get_by_label("Space", exact=True).click()
+            page.get_by_role("option", name=second.url).click()
+            for k in range(3):
+                _chat(page, f"/echo pinned {k}", f"pinned {k}")
+                expect(page.get_by_text(f"Answered by {second.url}").nth(k)).to_be_visible()
+            seen = Replica(second.url, "gradio6", "", None).runs()
+            assert [r["query"] for r in seen] == [f"/echo pinned {k}" for k in range(3)]
+            page.screenshot(path=str(ARTIFACTS / "ui-pool.png"))
+            context.close()
+        finally:
+            close(demo)
+
+
+def test_stop_while_queued_on_a_gradio5_space(browser: Any) -> None:
+    """On a gradio 5 Space (whose /cancel leaves a waiting job in its queue), Stop while the
+    message waits there: the page says it stopped, and the job never runs."""
+    from playwright.sync_api import expect
+
+    python = generation_python("gradio5")
+    if python is None:
+        pytest.skip("no gradio 5 interpreter")
+    space = start_replica(python, "gradio5", delay=0.01, concurrency=1)
+    demo = serve(space.url, port=None, prevent_thread_lock=True)
+    try:
+        context = browser.new_context(viewport={"width": 390, "height": 844})
+        page = context.new_page()
+        page.goto(demo.local_url)
+        with QwenClient(space.url) as blocker:
+            holding = blocker.stream("/lockstep hold on")
+            assert next(holding) == "hold"  # the Space's only slot is taken
+            message = page.locator("textarea[data-testid=textbox]").first
+            message.fill("/echo never asked")
+            message.press("Enter")
+            expect(page.get_by_text("Waiting in the Space's queue: you are next")).to_be_visible()
+            page.get_by_role("button", name="Stop").click()
+            expect(page.get_by_text(STOPPED_WAITING_TITLE)).to_be_visible()
+            holding.close()
+        _chat(page, "/echo after", "after")
+        assert [r["query"] for r in space.runs()] == ["/lockstep hold on", "/echo after"]
+        context.close()
+    finally:
+        close(demo)
+        assert space.process is not None
+        space.process.kill()
+        space.process.wait()
