@@ -71,6 +71,7 @@ PAGE_CSS = """
   .qwen-saved-chats { order: 3; }
   .qwen-chat-area { order: 1; }
   .qwen-chat-area .chatbot { max-height: 52vh; min-height: 12rem; }
+  .qwen-chat-area .examples .example:nth-child(n+3) { display: none; }
 }
 """
 

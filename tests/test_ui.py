@@ -663,8 +663,10 @@ def test_a_chat_keeps_its_settings_and_each_reply_says_how_it_went(
     expect(answered).to_be_visible()
     if tokenizer_installed():
         expect(answered).to_contain_text("tokens")
+    expect(_saved(page, "/system")).to_be_visible()  # (saving re-draws the chat)
     answered.click()  # the note opens: what the reply was asked with
     expect(page.locator("blockquote").get_by_text("who says arr.")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "ui-reply-note.png"))
     page.wait_for_function("window.qwenSaid.length > 0")
     assert page.evaluate("window.qwenSaid") == ["Reply complete"]  # not "common.complete"
 
@@ -730,6 +732,7 @@ def test_a_phone_shows_the_message_box_with_many_saved_chats(browser: Any, page_
         page.get_by_role("button", name="New chat").click()
     page.reload()
     expect(_saved(page, "/echo phone chat 0")).to_be_attached()
+    expect(page.get_by_text("Ask anything.")).to_be_in_viewport()  # the welcome, on screen
     for box in page.locator("textarea[data-testid=textbox]").all():  # message, system prompt
         where = box.bounding_box()
         assert where is not None and where["y"] + where["height"] <= 844, where
