@@ -456,6 +456,14 @@ def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> N
     expect(page.locator('[data-testid="bot"]').last).to_have_text('{"model_size": "7B"}')
     page.screenshot(path=str(ARTIFACTS / "ui-options.png"))
 
+    # A saved chat brings back the option its last reply was asked with.
+    expect(_saved(page, "/options")).to_be_visible()
+    page.get_by_role("button", name="New chat").click()
+    page.get_by_label("14B", exact=True).check()
+    _saved(page, "/options").click()
+    expect(page.get_by_label("7B", exact=True)).to_be_checked()
+    _chat(page, "/options", '{"model_size": "7B"}')
+
 
 @SIZES
 def test_the_first_minutes_do_not_break_the_page(
