@@ -32,6 +32,7 @@ __all__ = [
     "check_fits",
     "count_conversation",
     "count_text",
+    "first_tokens",
     "load_tokenizer",
     "tokenizer_installed",
     "usage_of",
@@ -184,6 +185,14 @@ def load_tokenizer() -> bool:
 def count_text(text: str) -> int:
     """The tokens of ``text`` (special tokens in it count as text, as a chat sends them)."""
     return len(_load().encode_ordinary(text))
+
+
+def first_tokens(text: str, limit: int) -> str:
+    """The text of ``text``'s first ``limit`` tokens (a token cut inside a character is left
+    out whole)."""
+    encoding = _load()
+    data: bytes = encoding.decode_bytes(encoding.encode_ordinary(text)[:limit])
+    return data.decode("utf-8", errors="ignore")
 
 
 def _messages(conversation: Conversation) -> list[tuple[str, str]]:

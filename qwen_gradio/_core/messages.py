@@ -15,6 +15,12 @@ The rules:
   whose texts are joined as they are; any other part (an image) is refused.
 - Text must be Unicode: a lone surrogate (undecodable bytes read with ``surrogateescape``) is
   refused, never sent altered.
+- ``developer`` messages are system messages (OpenAI's newer name).
+- Tools, in Qwen2.5's own format (``_core.tools``): ``tools=`` are rendered into the system
+  prompt as Qwen2.5's chat template does; an assistant message's ``tool_calls`` (its
+  ``content`` may then be empty or None) become ``<tool_call>`` blocks after its text; a run of
+  ``tool`` messages becomes one user turn of ``<tool_response>`` blocks, and may end the
+  conversation (the query is then the tool results).
 - Extra keys (``name``, ``time``, ...) are ignored. Anything else raises InvalidMessagesError.
 """
 
@@ -25,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidMessagesError
+from .tools import Tool, assistant_turn, tool_results_turn, tools_system
 
 __all__ = ["DEFAULT_SYSTEM", "Conversation", "Message", "Prompt", "to_conversation"]
 
 DEFAULT_SYSTEM = "You are a helpful assistant."
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
 Message = Mapping[str, Any]
 Prompt = str | Sequence[Message]
@@ -66,9 +73,12 @@ def _check(messages: Any) -> list[tuple[str, str]]:
             raise InvalidMessagesError(
                 f"messages[{index}] has role {role!r}; expected one of {', '.join(ROLES)}"
             )
-        if "content" not in message:
+        calls = message.get("tool_calls") if role == "assistant" else None
+        if "content" not in message and not calls:
             raise InvalidMessagesError(f"messages[{index}] has no 'content'")
-        content = message["content"]
+        content = message.get("content")
+        if content is None and calls:
+            content = ""
         if isinstance(content, (list, tuple)):
             content = _text_of_parts(content, index)
         elif not isinstance(content, str):
@@ -77,8 +87,28 @@ def _check(messages: Any) -> list[tuple[str, str]]:
                 f" not {type(content).__name__}"
             )
         _check_text(content, f"messages[{index}]['content']")
-        checked.append((role, content))
-    return checked
+        if calls:
+            if not isinstance(calls, (list, tuple)):
+                raise InvalidMessagesError(f"messages[{index}]['tool_calls'] must be a list")
+            content = assistant_turn(content, calls, f"messages[{index}]")
+        checked.append(("system" if role == "developer" else role, content))
+    return _tool_turns(checked)
+
+
+def _tool_turns(checked: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each run of tool results as the one user turn Qwen2.5's template makes of it."""
+    turns: list[tuple[str, str]] = []
+    results: list[str] = []
+    for role, content in [*checked, ("", "")]:
+        if role == "tool":
+            results.append(content)
+            continue
+        if results:
+            turns.append(("user", tool_results_turn(results)))
+            results = []
+        if role:
+            turns.append((role, content))
+    return turns
 
 
 def _check_text(text: str, where: str) -> None:
@@ -112,8 +142,16 @@ def _text_of_parts(parts: Sequence[Any], index: int) -> str:
     return "".join(texts)
 
 
-def to_conversation(messages: Prompt, system: str | None = None) -> Conversation:
-    """Validate ``messages`` and turn them into a Conversation.
+def to_conversation(
+    messages: Prompt,
+    system: str | None = None,
+    tools: Sequence[Tool] = (),
+    tool_choice: str | None = None,
+    parallel_tool_calls: bool | None = None,
+) -> Conversation:
+    """Validate ``messages`` and turn them into a Conversation; ``tools`` (checked by
+    ``_core.tools.check_tools``, with ``tool_choice`` checked by ``check_tool_choice``) go into
+    the system prompt.
 
     Raises InvalidMessagesError for anything the Space cannot be sent.
     """
@@ -155,4 +193,7 @@ def to_conversation(messages: Prompt, system: str | None = None) -> Conversation
             history[-1] = (history[-1][0], content)
         else:
             history.append((None, content))
-    return Conversation(query, tuple(history), "\n".join(systems) or DEFAULT_SYSTEM)
+    prompt = tools_system(
+        "\n".join(systems) or DEFAULT_SYSTEM, tools, tool_choice, parallel_tool_calls
+    )
+    return Conversation(query, tuple(history), prompt)

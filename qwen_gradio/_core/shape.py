@@ -1,0 +1,136 @@
+"""What a reply is asked to be besides text: tool calls, ``stop`` sequences, a token limit.
+
+``ReplyShape`` says what was asked; a ``Shaper`` reads the Space's text as it streams (``feed``
+each delta, ``finish`` at the end) and gives what the reader gets: text pieces and
+``ToolCall`` values (``_core.tools``), with ``done`` set once the reply must end early (a stop
+sequence, the limit) and ``finish_reason`` as OpenAI says it: "stop", "length" or
+"tool_calls". ``raw`` is the Space's text up to where it was cut: what the model wrote, and so
+what its usage counts. I/O-free; the token limit counts with the functions it is given.
+
+- ``stop``: the text ends before the first match of any sequence; a suffix that may begin one is
+  held back until the next delta says (never shown, never lost).
+- ``max_tokens``: the reply is counted in Qwen's tokens as it streams and cut at exactly the
+  limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InvalidMessagesError
+from .tools import Tool, ToolCall, ToolCallParser
+
+__all__ = ["MAX_STOP", "ReplyShape", "Shaper", "check_stop"]
+
+MAX_STOP = 4  # sequences, as OpenAI
+
+
+def check_stop(stop: Any) -> tuple[str, ...]:
+    """``stop`` (a string or up to ``MAX_STOP`` strings) as a tuple, checked."""
+    if stop is None:
+        return ()
+    sequences = [stop] if isinstance(stop, str) else stop
+    if not isinstance(sequences, (list, tuple)) or not all(isinstance(s, str) for s in sequences):
+        raise InvalidMessagesError("stop must be a string or a list of strings")
+    if len(sequences) > MAX_STOP:
+        raise InvalidMessagesError(f"stop takes up to {MAX_STOP} sequences, not {len(sequences)}")
+    if any(not s for s in sequences):
+        raise InvalidMessagesError("stop holds an empty string")
+    return tuple(sequences)
+
+
+@dataclass(frozen=True)
+class ReplyShape:
+    """What a reply is asked to be: ``tools`` it may call (already rendered into the prompt),
+    ``stop`` sequences, ``max_tokens``."""
+
+    tools: tuple[Tool, ...] = ()
+    stop: tuple[str, ...] = ()
+    max_tokens: int | None = None
+    tool_choice: str | None = field(default=None, compare=False)
+
+    @property
+    def active(self) -> bool:
+        """Whether the reply needs shaping (else its text goes out as the Space sends it)."""
+        calls = bool(self.tools) and self.tool_choice != "none"
+        return calls or bool(self.stop) or self.max_tokens is not None
+
+
+def _partial(text: str, sequences: Sequence[str]) -> int:
+    """How many characters at the end of ``text`` may begin one of ``sequences``."""
+    longest = 0
+    for sequence in sequences:
+        for size in range(min(len(sequence) - 1, len(text)), longest, -1):
+            if sequence.startswith(text[-size:]):
+                longest = size
+                break
+    return longest
+
+
+class Shaper:
+    """One reply's shaping (see the module's docstring)."""
+
+    def __init__(
+        self,
+        shape: ReplyShape,
+        count: Callable[[str], int] | None = None,
+        cut: Callable[[str, int], str] | None = None,
+    ) -> None:
+        self.shape = shape
+        self.raw = ""  # the Space's text kept (up to a cut)
+        self.done = False
+        self.finish_reason = "stop"
+        self._held = ""  # may begin a stop sequence
+        self._count, self._cut = count, cut
+        calls = shape.tools if shape.tool_choice != "none" else ()
+        self._parser = ToolCallParser(calls) if calls else None
+
+    @property
+    def calls(self) -> list[ToolCall]:
+        return self._parser.calls if self._parser is not None else []
+
+    def feed(self, delta: str) -> list[str | ToolCall]:
+        """The pieces ``delta`` (new text from the Space) brings."""
+        if self.done:
+            return []
+        text = self._held + delta
+        self._held = ""
+        stop = self.shape.stop
+        if stop:
+            found = [i for i in (text.find(s) for s in stop) if i >= 0]
+            if found:
+                text, self.done = text[: min(found)], True
+            else:
+                keep = _partial(text, stop)
+                text, self._held = text[: len(text) - keep], text[len(text) - keep :]
+        text = self._limited(text)
+        pieces = self._parser.feed(text) if self._parser is not None else [text]
+        if self.done:
+            pieces += self.finish()
+        return [p for p in pieces if p != ""]
+
+    def finish(self) -> list[str | ToolCall]:
+        """What is left once the reply has ended (or been cut)."""
+        held, self._held = self._limited(self._held), ""
+        pieces: list[str | ToolCall] = []
+        if self._parser is not None:
+            pieces = self._parser.feed(held) + self._parser.finish()
+        elif held:
+            pieces = [held]
+        if self.calls and self.finish_reason != "length":
+            self.finish_reason = "tool_calls"
+        return [p for p in pieces if p != ""]
+
+    def _limited(self, text: str) -> str:
+        """``text`` added to ``raw``, cut at the token limit (then ``done``, "length")."""
+        limit = self.shape.max_tokens
+        whole = self.raw + text
+        count, cut = self._count, self._cut
+        if limit is not None and text and count and cut and count(whole) > limit:
+            whole = cut(whole, limit)
+            text = whole[len(self.raw) :] if whole.startswith(self.raw) else ""
+            self.done, self.finish_reason, self._held = True, "length", ""
+        self.raw = whole if whole.startswith(self.raw) else self.raw + text
+        return text

@@ -1,0 +1,306 @@
+"""Tools in Qwen2.5's own format, ``stop`` and ``max_tokens``: the I/O-free core.
+
+The renderer is checked against Qwen2.5's chat template itself (``tests/data``: the
+``chat_template`` of the Qwen2.5 instruct models' tokenizer_config.json, rendered with jinja2 as
+transformers does); the parser and the shaper on every split of a reply into three deltas.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qwen_gradio._core.messages import to_conversation
+from qwen_gradio._core.shape import ReplyShape, Shaper, check_stop
+from qwen_gradio._core.tools import (
+    ToolCall,
+    ToolCallParser,
+    check_tool_choice,
+    check_tools,
+)
+from qwen_gradio.errors import InvalidMessagesError
+
+TEMPLATE = Path(__file__).parent / "data" / "qwen2.5-instruct-chat-template.jinja"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city — now.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}
+
+
+def template_render(messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    """What Qwen2.5's template makes of ``messages`` (transformers' jinja2 set-up)."""
+    import jinja2
+
+    environment = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    environment.filters["tojson"] = lambda value: json.dumps(value, ensure_ascii=False)
+    template = environment.from_string(TEMPLATE.read_text())
+    return template.render(messages=messages, tools=tools or None, add_generation_prompt=True)
+
+
+def chatml(conversation: Any) -> str:
+    """The prompt the Space builds from a Conversation (Qwen's ChatML)."""
+    turns = [("system", conversation.system)]
+    for user, assistant in conversation.history:
+        turns += [("user", user), ("assistant", assistant)]
+    turns.append(("user", conversation.query))
+    text = "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in turns)
+    return text + "<|im_start|>assistant\n"
+
+
+def openai_call(call_id: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    function = {"name": name, "arguments": json.dumps(arguments)}
+    return {"id": call_id, "type": "function", "function": function}
+
+
+def template_call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+ROUND = [  # a whole tool round: two calls in one turn, their results, the answer, a new question
+    {"role": "system", "content": "You are terse."},
+    {"role": "user", "content": "Weather in Paris and the time?"},
+    {
+        "role": "assistant",
+        "content": "Let me look.",
+        "calls": [("get_weather", {"city": "Paris"}), ("get_time", {})],
+    },
+    {"role": "tool", "content": '{"temp": 21}'},
+    {"role": "tool", "content": "12:00"},
+    {"role": "assistant", "content": "21 °C, noon."},
+    {"role": "user", "content": "And Rome?"},
+    {"role": "assistant", "content": None, "calls": [("get_weather", {"city": "Rome"})]},
+    {"role": "tool", "content": '{"temp": 25}'},
+]
+
+
+@pytest.mark.parametrize("upto", [2, 7, 9], ids=["question", "second-question", "tool-results"])
+def test_the_prompt_is_what_qwen25s_template_renders(upto: int) -> None:
+    ours, theirs = [], []
+    for k, message in enumerate(ROUND[:upto]):
+        calls = message.get("calls")
+        if calls:
+            ours.append(
+                {
+                    "role": "assistant",
+                    "content": message["content"],
+                    "tool_calls": [openai_call(f"c{k}{n}", *c) for n, c in enumerate(calls)],
+                }
+            )
+            theirs.append(
+                {
+                    "role": "assistant",
+                    "content": message["content"],
+                    "tool_calls": [template_call(*c) for c in calls],
+                }
+            )
+        else:
+            plain = {"role": message["role"], "content": message["content"]}
+            if message["role"] == "tool":
+                plain["tool_call_id"] = "c"
+            ours.append(plain)
+            theirs.append({"role": message["role"], "content": message["content"]})
+    tools = check_tools([WEATHER, TIME])
+    conversation = to_conversation(ours, tools=tools, tool_choice="auto")
+    assert chatml(conversation) == template_render(theirs, [WEATHER, TIME])
+
+
+def test_without_tools_the_prompt_is_the_templates_too() -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert chatml(to_conversation(messages)) == template_render(messages, [])
+
+
+def test_tool_choice_and_parallel_calls_are_asked_in_words_after_the_template() -> None:
+    tools = check_tools([WEATHER, TIME])
+    asked = to_conversation("Hi", tools=tools, tool_choice="get_time", parallel_tool_calls=False)
+    plain = to_conversation("Hi", tools=tools, tool_choice="auto")
+    assert asked.system == plain.system + (
+        "\n\nIn this reply, call the function get_time.\n\nCall at most one function in this reply."
+    )
+    assert (
+        to_conversation("Hi", tools=tools, tool_choice="none").system
+        == plain.system.split("\n\n# Tools")[0]
+    )
+    assert check_tool_choice({"type": "function", "function": {"name": "get_time"}}, tools) == (
+        "get_time"
+    )
+
+
+@pytest.mark.parametrize(
+    ("tools", "choice", "error"),
+    [
+        ("get_weather", None, "tools must be a list"),
+        ([{"type": "code_interpreter"}], None, "only function tools"),
+        ([{"type": "function", "function": {"name": "has space"}}], None, "function name"),
+        ([WEATHER, WEATHER], None, "declared twice"),
+        ([WEATHER], "always", "tool_choice must be"),
+        ([WEATHER], {"type": "function", "function": {"name": "other"}}, "does not declare"),
+        ([], "required", "declares none"),
+    ],
+)
+def test_bad_tools_are_refused_before_any_request(tools: Any, choice: Any, error: str) -> None:
+    with pytest.raises(InvalidMessagesError, match=error):
+        check_tool_choice(choice, check_tools(tools))
+
+
+def test_a_tool_result_may_end_the_conversation_and_developer_is_system() -> None:
+    conversation = to_conversation(
+        [
+            {"role": "developer", "content": "Dev."},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "tool_calls": [openai_call("1", "get_time", {})]},
+            {"role": "tool", "tool_call_id": "1", "content": [{"type": "text", "text": "noon"}]},
+        ]
+    )
+    assert conversation.system == "Dev."
+    assert conversation.query == "<tool_response>\nnoon\n</tool_response>"
+    assert conversation.history == (
+        ("Q", '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'),
+    )
+
+
+# -- reading the reply back --------------------------------------------------------------------
+
+
+def parsed(pieces: list[str], tools: Any = (WEATHER, TIME)) -> tuple[str, list[tuple[str, str]]]:
+    parser = ToolCallParser(check_tools(list(tools)))
+    out: list[str | ToolCall] = []
+    for piece in pieces:
+        out += parser.feed(piece)
+    out += parser.finish()
+    text = "".join(item for item in out if isinstance(item, str))
+    calls = [(item.name, item.arguments) for item in out if isinstance(item, ToolCall)]
+    assert [c.index for c in parser.calls] == list(range(len(parser.calls)))
+    assert len({c.id for c in parser.calls}) == len(parser.calls)
+    return text, calls
+
+
+def every_split(reply: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """What the parser makes of ``reply`` cut into three deltas at every pair of places."""
+    seen = set()
+    for i in range(len(reply) + 1):
+        for j in range(i, len(reply) + 1):
+            text, calls = parsed([reply[:i], reply[i:j], reply[j:]])
+            seen.add((text, tuple(calls)))
+    return seen
+
+
+TWO_CALLS = (
+    "Let me check.\n<tool_call>\n"
+    '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
+    '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
+)
+
+
+@pytest.mark.parametrize(
+    ("reply", "text", "calls"),
+    [
+        (
+            TWO_CALLS,
+            "Let me check.",
+            (("get_weather", '{"city": "Paris"}'), ("get_time", "{}")),
+        ),
+        ("No tools needed: <tool_ is a prefix.", "No tools needed: <tool_ is a prefix.", ()),
+        (  # an undeclared function: text, tags and all
+            'x <tool_call>\n{"name": "rm", "arguments": {}}\n</tool_call> y',
+            'x <tool_call>\n{"name": "rm", "arguments": {}}\n</tool_call> y',
+            (),
+        ),
+        (  # a code fence inside the tag, arguments as a JSON string
+            '<tool_call>\n```json\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Oslo\\"}"}\n```\n</tool_call>',
+            "",
+            (("get_weather", '{"city": "Oslo"}'),),
+        ),
+        (  # a reply that is only the call's JSON, naming a declared tool
+            '{"name": "get_time", "arguments": {}}',
+            "",
+            (("get_time", "{}"),),
+        ),
+        ('{"not": "a call"}', '{"not": "a call"}', ()),
+        (  # not closed when the reply ends
+            '<tool_call>\n{"name": "get_time", "arguments": {}}',
+            "",
+            (("get_time", "{}"),),
+        ),
+        ("<tool_call>\nnot json", "<tool_call>\nnot json", ()),
+    ],
+    ids=["two-calls", "prefix", "undeclared", "fenced", "bare", "json-text", "unclosed", "broken"],
+)
+def test_the_reply_is_read_the_same_however_it_is_split(
+    reply: str, text: str, calls: tuple[tuple[str, str], ...]
+) -> None:
+    assert every_split(reply) == {(text, calls)}
+
+
+def test_text_streams_until_a_call_begins() -> None:
+    parser = ToolCallParser(check_tools([WEATHER]))
+    assert parser.feed("Sure, ") == ["Sure,"]  # the space may precede a call: held back
+    assert parser.feed("here <tool") == [" here"]
+    assert parser.feed("_call>\n{") == []
+    (call,) = parser.feed('"name": "get_weather", "arguments": {"city": "Rome"}}\n</tool_call>')
+    assert isinstance(call, ToolCall) and call.as_openai()["function"]["name"] == "get_weather"
+    assert parser.finish() == []
+
+
+# -- stop and max_tokens ------------------------------------------------------------------------
+
+
+def shaped(shape: ReplyShape, pieces: list[str]) -> tuple[str, str, str]:
+    from qwen_gradio.tokens import count_text, first_tokens
+
+    shaper = Shaper(shape, count_text, first_tokens)
+    out: list[Any] = []
+    for piece in pieces:
+        out += shaper.feed(piece)
+        if shaper.done:
+            break
+    else:
+        out += shaper.finish()
+    return "".join(p for p in out if isinstance(p, str)), shaper.finish_reason, shaper.raw
+
+
+CODE_AGENT = 'Thought: go\n<code>\nprint(1)\n</code>\nObservation: invented\n<code>\nfinal_answer("x")\n</code>'
+
+
+def test_stop_cuts_before_the_first_match_however_the_reply_is_split() -> None:
+    shape = ReplyShape(stop=check_stop(["Observation:", "Calling tools:", "</code>"]))
+    seen = {
+        shaped(shape, [CODE_AGENT[:i], CODE_AGENT[i:j], CODE_AGENT[j:]])
+        for i in range(len(CODE_AGENT) + 1)
+        for j in range(i, len(CODE_AGENT) + 1)
+    }
+    cut = "Thought: go\n<code>\nprint(1)\n"
+    assert seen == {(cut, "stop", cut)}
+    with pytest.raises(InvalidMessagesError, match="up to 4"):
+        check_stop(["a", "b", "c", "d", "e"])
+
+
+def test_max_tokens_cuts_at_exactly_the_limit() -> None:
+    pytest.importorskip("tiktoken")
+    from qwen_gradio.tokens import count_text, tokenizer_installed
+
+    if not tokenizer_installed():
+        pytest.skip("no tokenizer")
+    text, reason, raw = shaped(ReplyShape(max_tokens=5), ["Hello there, how ", "are you today?"])
+    assert (text, reason, count_text(raw)) == ("Hello there, how are", "length", 5)
+    text, reason, _ = shaped(ReplyShape(max_tokens=50), ["Hello there."])
+    assert (text, reason) == ("Hello there.", "stop")
+
+
+def test_a_reply_with_calls_finishes_with_tool_calls() -> None:
+    shape = ReplyShape(tools=check_tools([WEATHER, TIME]), tool_choice="auto")
+    shaper = Shaper(shape)
+    pieces = shaper.feed(TWO_CALLS) + shaper.finish()
+    assert [type(p).__name__ for p in pieces] == ["str", "ToolCall", "ToolCall"]
+    assert shaper.finish_reason == "tool_calls" and shaper.raw == TWO_CALLS
