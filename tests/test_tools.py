@@ -218,7 +218,8 @@ TWO_CALLS = (
             (),
         ),
         (  # a code fence inside the tag, arguments as a JSON string
-            '<tool_call>\n```json\n{"name": "get_weather", "arguments": "{\\"city\\": \\"Oslo\\"}"}\n```\n</tool_call>',
+            '<tool_call>\n```json\n{"name": "get_weather",'
+            ' "arguments": "{\\"city\\": \\"Oslo\\"}"}\n```\n</tool_call>',
             "",
             (("get_weather", '{"city": "Oslo"}'),),
         ),
@@ -270,7 +271,10 @@ def shaped(shape: ReplyShape, pieces: list[str]) -> tuple[str, str, str]:
     return "".join(p for p in out if isinstance(p, str)), shaper.finish_reason, shaper.raw
 
 
-CODE_AGENT = 'Thought: go\n<code>\nprint(1)\n</code>\nObservation: invented\n<code>\nfinal_answer("x")\n</code>'
+CODE_AGENT = (
+    "Thought: go\n<code>\nprint(1)\n</code>\nObservation: invented\n"
+    '<code>\nfinal_answer("x")\n</code>'
+)
 
 
 def test_stop_cuts_before_the_first_match_however_the_reply_is_split() -> None:
