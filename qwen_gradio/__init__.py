@@ -19,7 +19,9 @@ from ._client.streams import AsyncEvents, AsyncStream, Events, Stream
 from ._core.messages import DEFAULT_SYSTEM, Conversation, to_conversation
 from ._core.options import ChatOption
 from ._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
+from ._core.shape import ReplyArguments
 from ._core.space import DEFAULT_SPACE, ChatFormat, resolve_space_url
+from ._core.tools import ToolCall
 from ._version import __version__
 from .client import QwenClient
 from .errors import (
@@ -61,6 +63,7 @@ __all__ = [
     "QwenClient",
     "QwenGradioError",
     "RateLimitedError",
+    "ReplyArguments",
     "ReplyCompleted",
     "Retrying",
     "Settings",
@@ -75,6 +78,7 @@ __all__ = [
     "StreamTimeoutError",
     "TextDelta",
     "Timeouts",
+    "ToolCall",
     "Usage",
     "__version__",
     "resolve_space_url",

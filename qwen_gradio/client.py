@@ -21,15 +21,16 @@ from ._client.cancels import CANCEL_TIMEOUT, Canceller
 from ._client.job import Job
 from ._client.member import Member, options_for
 from ._client.streams import AsyncStream, Stream
-from ._core.messages import Conversation, Prompt, to_conversation
+from ._core.messages import Conversation, Prompt
 from ._core.options import ChatOption
+from ._core.shape import ReplyArguments, shaped_request
 from ._core.space import SpaceConnection
 from ._transports import Transport
 from ._transports.cache import SpaceCache
 from ._transports.warm import warm_http_imports
-from .errors import QwenGradioError, StreamClosedError
+from .errors import InvalidMessagesError, QwenGradioError, StreamClosedError
 from .settings import Settings, SettingsArguments, SpacesArgument, Timeouts, checked_options
-from .tokens import check_fits
+from .tokens import check_fits, tokenizer_installed
 
 __all__ = ["QwenClient", "shared_client"]
 
@@ -176,19 +177,29 @@ class QwenClient:
         *,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        **asked: Unpack[ReplyArguments],
     ) -> AsyncStream:
         """Stream the reply to ``messages`` as text deltas (``async for``).
 
-        ``messages`` is a prompt string or OpenAI-style messages; ``system`` is put before any
-        system messages; ``options`` override the client's for this reply. Raises
-        InvalidMessagesError at once for bad input; the job is submitted on the first iteration,
-        after the options are checked against the Space's (InvalidOptionError).
+        ``messages`` is a prompt string or OpenAI-style messages (with ``tool_calls`` and
+        ``tool`` results, in Qwen2.5's tool format); ``system`` is put before any system
+        messages; ``options`` override the client's for this reply. ``tools``,
+        ``tool_choice``, ``parallel_tool_calls``, ``stop`` and ``max_tokens`` mean what they
+        mean to OpenAI (``ReplyArguments``): ``events()`` then also gives ``ToolCall`` events,
+        and ``ReplyCompleted`` its ``finish_reason`` and ``tool_calls``. Raises
+        InvalidMessagesError at once for bad input; the job is submitted on the first
+        iteration, after the options are checked against the Space's (InvalidOptionError).
         """
         if self._closed:
             raise StreamClosedError("this QwenClient is closed")
-        conversation = to_conversation(messages, system)
+        conversation, shape = shaped_request(messages, system, **asked)
+        if shape.max_tokens is not None and not tokenizer_installed():
+            raise InvalidMessagesError(
+                "max_tokens counts the reply in Qwen's tokens: install the tokens extra"
+                " (pip install 'qwen-gradio[tokens]')"
+            )
         check_fits(conversation, self.settings.max_input_tokens)  # before any request
-        return AsyncStream(self._job(conversation, options))
+        return AsyncStream(self._job(conversation, options), shape)
 
     async def achat(
         self,
@@ -196,9 +207,10 @@ class QwenClient:
         *,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages``."""
-        async with self.astream(messages, system=system, options=options) as stream:
+        """The whole reply to ``messages`` (its text; see ``astream``)."""
+        async with self.astream(messages, system=system, options=options, **asked) as stream:
             return await stream.until_done()
 
     def stream(
@@ -207,9 +219,10 @@ class QwenClient:
         *,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        **asked: Unpack[ReplyArguments],
     ) -> Stream:
         """Stream the reply to ``messages`` as text deltas (``for``); see ``astream``."""
-        return self.sync_stream(self.astream(messages, system=system, options=options))
+        return self.sync_stream(self.astream(messages, system=system, options=options, **asked))
 
     def sync_stream(self, stream: AsyncStream) -> Stream:
         """``stream`` (one of this client's) read from sync code, on the client's loop thread."""
@@ -221,9 +234,10 @@ class QwenClient:
         *,
         system: str | None = None,
         options: Mapping[str, Any] | None = None,
+        **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages``."""
-        with self.stream(messages, system=system, options=options) as stream:
+        """The whole reply to ``messages`` (its text; see ``astream``)."""
+        with self.stream(messages, system=system, options=options, **asked) as stream:
             return stream.until_done()
 
     def _job(self, conversation: Conversation, options: Mapping[str, Any] | None) -> Job:

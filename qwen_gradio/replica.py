@@ -23,6 +23,12 @@ query that starts with a directive scripts the reply::
     /lockstep TEXT        send token k+1 only after POST /replica/release
     /error MESSAGE        raise gr.Error(MESSAGE) before any token
     /fail N MESSAGE       send N tokens ("w1 w2 ... "), then raise gr.Error(MESSAGE)
+    /calls CALLS [TEXT]   answer as Qwen2.5 calls tools: TEXT, then a <tool_call> block for each
+                          of CALLS (JSON: [[name, arguments], ...]), streamed 3 characters at a
+                          time (tags straddle deltas); only when the system prompt declares tools
+
+A query of ``<tool_response>`` blocks (a tool round's results) is answered "The tools said: "
+and the results, joined by "; ".
 
 Anything else gets a friendly echo. Besides the Space's own API the server answers
 ``GET /replica/runs`` (what each chat call received and how it ended), ``GET
@@ -137,6 +143,23 @@ class RunLog:
             return True
 
 
+def _calls_reply(arg: str, system: str) -> str:
+    """What ``/calls CALLS [TEXT]`` makes Qwen2.5 write (see the module's docstring)."""
+    calls, end = json.JSONDecoder().raw_decode(arg)
+    if "<tools>" not in system:
+        return "No tools were declared, so I answer in words."
+    text = arg[end:].strip()
+    blocks = [
+        f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+        for name, arguments in calls
+    ]
+    return "\n".join([text, *blocks] if text else blocks)
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    return [text[k : k + size] for k in range(0, len(text), size)]
+
+
 def tokenize(text: str) -> list[str]:
     """Words and whitespace runs, each its own token."""
     return re.findall(r"\S+|\s+", text)
@@ -196,6 +219,11 @@ def script_for(
         return Script(cumulative(tokenize(text or "slow reply")), first_delay=float(seconds))
     if command == "/lockstep":
         return Script(cumulative(tokenize(arg)), lockstep=True)
+    if command == "/calls":
+        return Script(cumulative(_pieces(_calls_reply(arg, system), 3)))
+    if query.startswith("<tool_response>"):
+        said = re.findall(r"<tool_response>\n(.*?)\n</tool_response>", query, re.DOTALL)
+        return Script(cumulative(tokenize("The tools said: " + "; ".join(said))))
     if command == "/error":
         return Script([], error=arg or "Something went wrong")
     if command == "/fail":

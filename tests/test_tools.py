@@ -23,6 +23,9 @@ from qwen_gradio._core.tools import (
 )
 from qwen_gradio.errors import InvalidMessagesError
 
+from .conftest import Replica
+from .helpers import assert_stopped_early
+
 TEMPLATE = Path(__file__).parent / "data" / "qwen2.5-instruct-chat-template.jinja"
 WEATHER = {
     "type": "function",
@@ -308,3 +311,68 @@ def test_a_reply_with_calls_finishes_with_tool_calls() -> None:
     pieces = shaper.feed(TWO_CALLS) + shaper.finish()
     assert [type(p).__name__ for p in pieces] == ["str", "ToolCall", "ToolCall"]
     assert shaper.finish_reason == "tool_calls" and shaper.raw == TWO_CALLS
+
+
+# -- through the client, against the replica (gradio 6 and the Space's own 5) -------------------
+
+CALLS = '/calls [["get_weather", {"city": "Paris"}], ["get_time", {}]] Let me check.'
+
+
+def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica: Replica) -> None:
+    from qwen_gradio import QwenClient, ReplyCompleted, TextDelta
+
+    run = replica.next_run()
+    with QwenClient(replica.url) as client, client.stream(CALLS, tools=[WEATHER, TIME]) as stream:
+        events = list(stream.events())
+        assert stream.text == "Let me check." and stream.finish_reason == "tool_calls"
+    texts = [e.delta for e in events if isinstance(e, TextDelta)]
+    calls = [e for e in events if isinstance(e, ToolCall)]
+    assert "".join(texts) == "Let me check." and all("<" not in t for t in texts)
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {}),
+    ]
+    completed = events[-1]
+    assert isinstance(completed, ReplyCompleted) and completed.tool_calls == tuple(calls)
+    assert "# Tools" in replica.wait(run)["system"]
+
+
+async def test_a_tool_round_reaches_the_space_in_qwens_format(replica: Replica) -> None:
+    from qwen_gradio import QwenClient
+
+    messages = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "tool_calls": [openai_call("c1", "get_weather", {"city": "Paris"})]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21}'},
+    ]
+    run = replica.next_run()
+    async with QwenClient(replica.url) as client:
+        reply = await client.achat(messages, tools=[WEATHER])
+    assert reply == 'The tools said: {"temp": 21}'
+    seen = replica.wait(run)
+    assert seen["query"] == '<tool_response>\n{"temp": 21}\n</tool_response>'
+    assert seen["history"][0][1].startswith('<tool_call>\n{"name": "get_weather"')
+
+
+def test_stop_ends_the_reply_and_its_job(replica: Replica) -> None:
+    from qwen_gradio import QwenClient
+
+    run = replica.next_run()
+    with QwenClient(replica.url) as client, client.stream("/long 3000", stop=["t5 "]) as stream:
+        assert stream.until_done() == "t0 t1 t2 t3 t4 "
+        assert stream.finish_reason == "stop"
+    assert_stopped_early(replica.wait(run), 3000)
+
+
+async def test_max_tokens_cuts_the_reply_and_its_job(replica: Replica) -> None:
+    from qwen_gradio import QwenClient
+    from qwen_gradio.tokens import count_text, tokenizer_installed
+
+    if not tokenizer_installed():
+        pytest.skip("no tokenizer")
+    run = replica.next_run()
+    async with QwenClient(replica.url) as client, client.astream("/long 3000", max_tokens=7) as s:
+        text = await s.until_done()
+        assert s.finish_reason == "length" and s.usage is not None
+        assert count_text(text) == 7 == s.usage.completion_tokens
+    assert_stopped_early(replica.wait(run), 3000)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import logging
 import queue
 import sys
+from collections import deque
 from collections.abc import AsyncGenerator, Awaitable
 from types import TracebackType
 
 from .._core.messages import Conversation
-from .._core.reply import HandedOut, QueueStatus, ReplyState, StreamEvent, TextDelta
+from .._core.reply import HandedOut, QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
+from .._core.shape import ReplyShape, Shaper
+from .._core.tools import ToolCall
 from ..errors import StreamClosedError
-from ..tokens import Usage
+from ..tokens import Usage, count_text, first_tokens, usage_of
 from .bridge import CLOSED, END, LoopThread, Pump
 from .cancels import CANCEL_TIMEOUT
 from .job import Job
@@ -87,6 +90,17 @@ class _ReplyView:
         return self._job.space
 
     @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the reply has made so far (a reply asked with ``tools``)."""
+        return self._seen().tool_calls
+
+    @property
+    def finish_reason(self) -> str | None:
+        """Why the reply ended, once it has: "stop", "length" (``max_tokens``) or
+        "tool_calls" (OpenAI's words); None before."""
+        return self._seen().finish_reason
+
+    @property
     def attempts(self) -> int:
         """How many times the reply was tried (more than 1 after a ``Retrying``)."""
         return self._job.attempts
@@ -101,10 +115,20 @@ class AsyncStream(_ReplyView):
     Afterwards ``text`` holds the reply (so far, if it was cut short).
     """
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, shape: ReplyShape | None = None) -> None:
         self._job = job
         self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._closed = False
+        # A reply asked with tools, stop or max_tokens is read through a Shaper; its view is
+        # what the stream hands out.
+        self._shaper = Shaper(shape, count_text, first_tokens) if shape and shape.active else None
+        self._shaped = HandedOut() if self._shaper is not None else None
+        self._ready: deque[StreamEvent] = deque()
+        self._cut = False  # the Shaper ended the reply: the job is cancelled
+        self._visible = ""  # the text handed out or ready to be
+
+    def _seen(self) -> ReplyState | HandedOut:
+        return self._shaped if self._shaped is not None else self._job.state
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -124,10 +148,56 @@ class AsyncStream(_ReplyView):
         """The next typed event; raises StopAsyncIteration after the last."""
         if self._closed:
             raise StreamClosedError("the stream is closed")
+        if self._shaper is None:
+            return await self._job_event()
+        while not self._ready:
+            if self._cut:
+                raise StopAsyncIteration
+            self._ready.extend(self._shaped_events(await self._job_event()))
+            if self._cut:  # a stop sequence or the limit: the Space stops writing now
+                await self._end_job()
+        event = self._ready.popleft()
+        self._shaped.take(event)  # type: ignore[union-attr]  # set with the shaper
+        return event
+
+    async def _job_event(self) -> StreamEvent:
         if self._events is None:
             self._events = self._job.events()
             return await _untracked_anext(self._events)
         return await self._events.__anext__()
+
+    def _shaped_events(self, event: StreamEvent) -> list[StreamEvent]:
+        """What the reader gets for one of the job's events, through the Shaper."""
+        shaper = self._shaper
+        assert shaper is not None and self._shaped is not None
+        if isinstance(event, TextDelta):
+            pieces = shaper.feed(event.delta)
+        elif isinstance(event, ReplyCompleted):
+            pieces = shaper.finish()
+        else:
+            return [event]
+        events: list[StreamEvent] = []
+        for piece in pieces:
+            if isinstance(piece, str):
+                self._visible += piece
+                events.append(TextDelta(piece, self._visible))
+            else:
+                events.append(piece)
+        if shaper.done or isinstance(event, ReplyCompleted):
+            self._cut = shaper.done
+            usage = usage_of(self._job.conversation, shaper.raw)
+            calls = tuple(shaper.calls)
+            space = self._job.space or ""
+            reason = shaper.finish_reason
+            events.append(ReplyCompleted(self._visible, space, usage, reason, calls))
+        return events
+
+    async def _end_job(self) -> None:
+        """Stop the job (the reply was cut): close its events, cancel it on the Space."""
+        events, self._events = self._events, None
+        if events is not None:
+            await events.aclose()
+        self._job.cancel_soon()
 
     async def until_done(self) -> str:
         """Read the rest of the reply; return all of its text."""

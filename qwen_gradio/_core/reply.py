@@ -38,6 +38,7 @@ from ..errors import (
     SpaceUnavailableError,
 )
 from .space import assistant_text
+from .tools import ToolCall
 
 if TYPE_CHECKING:
     from ..tokens import Usage
@@ -122,13 +123,16 @@ class TextDelta:
 
 @dataclass(frozen=True)
 class ReplyCompleted:
-    """The Space finished the reply; ``text`` is all of it, ``space`` the Space that answered
-    (as the pool names it), ``usage`` its token counts (``qwen_gradio.tokens``; None without
-    the tokenizer)."""
+    """The reply is complete; ``text`` is all of it, ``space`` the Space that answered (as the
+    pool names it), ``usage`` its token counts (``qwen_gradio.tokens``; None without the
+    tokenizer), ``finish_reason`` OpenAI's: "stop" (the Space ended it, or a ``stop`` sequence
+    did), "length" (``max_tokens``) or "tool_calls"; ``tool_calls`` the calls it made."""
 
     text: str
     space: str = field(default="", compare=False)
     usage: Usage | None = field(default=None, compare=False)
+    finish_reason: str = field(default="stop", compare=False)
+    tool_calls: tuple[ToolCall, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -148,7 +152,7 @@ class Retrying:
         return f"{self.error.summary()} on {self.space}; {again} in {self.wait:.1f} s"
 
 
-StreamEvent = TextDelta | QueueStatus | ReplyCompleted | Retrying
+StreamEvent = TextDelta | QueueStatus | ReplyCompleted | Retrying | ToolCall
 
 
 def decode_sse_line(line: str) -> dict[str, Any] | None:
@@ -245,6 +249,8 @@ class HandedOut:
         self.completed = False
         self.rewrites = 0
         self.usage: Usage | None = None
+        self.tool_calls: list[ToolCall] = []
+        self.finish_reason: str | None = None
 
     def take(self, event: StreamEvent) -> None:
         if isinstance(event, TextDelta):
@@ -252,8 +258,11 @@ class HandedOut:
             self.text = event.text
         elif isinstance(event, QueueStatus):
             self.status = event
+        elif isinstance(event, ToolCall):
+            self.tool_calls.append(event)
         elif isinstance(event, ReplyCompleted):
             self.text, self.completed, self.usage = event.text, True, event.usage
+            self.finish_reason = event.finish_reason
 
 
 class ReplyState:
@@ -278,6 +287,8 @@ class ReplyState:
         self.status: QueueStatus | None = None
         self.completed = False
         self.ended = False  # the Space closed the event stream
+        self.tool_calls: list[ToolCall] = []  # (a reply read without tools makes none)
+        self.finish_reason: str | None = None
         self._outputs: list[Any] | None = None
 
     def feed_line(self, line: str) -> list[StreamEvent]:
@@ -344,7 +355,7 @@ class ReplyState:
                 raise error_for_message(error, self.text)
             if "data" in output:
                 self._outputs = list(output["data"])
-            self.completed = True
+            self.completed, self.finish_reason = True, "stop"
             return self._advance()
         if kind == "estimation":
             self.status = QueueStatus(

@@ -15,16 +15,50 @@ what its usage counts. I/O-free; the token limit counts with the functions it is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..errors import InvalidMessagesError
-from .tools import Tool, ToolCall, ToolCallParser
+from .messages import Conversation, Prompt, to_conversation
+from .tools import Tool, ToolCall, ToolCallParser, check_tool_choice, check_tools
 
-__all__ = ["MAX_STOP", "ReplyShape", "Shaper", "check_stop"]
+__all__ = ["MAX_STOP", "ReplyArguments", "ReplyShape", "Shaper", "check_stop", "shaped_request"]
 
 MAX_STOP = 4  # sequences, as OpenAI
+
+
+class ReplyArguments(TypedDict, total=False):
+    """What a reply can be asked besides its messages (OpenAI's names and meanings)."""
+
+    tools: Sequence[Mapping[str, Any]] | None  # OpenAI function tools
+    tool_choice: str | Mapping[str, Any] | None  # "none", "auto", "required", a function
+    parallel_tool_calls: bool | None  # False: at most one call (asked in words)
+    stop: str | Sequence[str] | None  # up to 4 sequences
+    max_tokens: int | None  # the reply's limit in Qwen's tokens
+
+
+def check_max_tokens(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidMessagesError(f"max_tokens must be a whole number of 1 or more, not {value!r}")
+    return value
+
+
+def shaped_request(
+    messages: Prompt, system: str | None = None, **asked: Unpack[ReplyArguments]
+) -> tuple[Conversation, ReplyShape]:
+    """``messages`` and what else a reply is asked, checked: the Conversation the Space gets
+    (tools rendered into it) and the ReplyShape its reply is read with."""
+    tools = check_tools(asked.get("tools"))
+    choice = check_tool_choice(asked.get("tool_choice"), tools)
+    parallel = asked.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise InvalidMessagesError("parallel_tool_calls must be true or false")
+    conversation = to_conversation(messages, system, tools, choice, parallel)
+    stop, limit = check_stop(asked.get("stop")), check_max_tokens(asked.get("max_tokens"))
+    return conversation, ReplyShape(tools, stop, limit, choice)
 
 
 def check_stop(stop: Any) -> tuple[str, ...]:
