@@ -27,6 +27,7 @@ from .client import QwenClient
 from .errors import (
     ContextLengthError,
     IncompatibleGradioClientError,
+    InvalidArgumentError,
     InvalidMessagesError,
     InvalidOptionError,
     InvalidSpaceError,
@@ -54,6 +55,7 @@ __all__ = [
     "Conversation",
     "Events",
     "IncompatibleGradioClientError",
+    "InvalidArgumentError",
     "InvalidMessagesError",
     "InvalidOptionError",
     "InvalidSpaceError",

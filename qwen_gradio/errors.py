@@ -51,6 +51,7 @@ from typing import ClassVar
 __all__ = [
     "ContextLengthError",
     "IncompatibleGradioClientError",
+    "InvalidArgumentError",
     "InvalidMessagesError",
     "InvalidOptionError",
     "InvalidSpaceError",
@@ -81,7 +82,7 @@ class QwenGradioError(Exception):
     #: OpenAI's error ``type``.
     error_type: ClassVar[str] = "server_error"
     #: The request field at fault, for errors of bad input.
-    param: ClassVar[str | None] = None
+    param: str | None = None
     #: The ``qwen-gradio`` command's exit code.
     exit_code: ClassVar[int] = 1
     #: The wait, in seconds, to advise when the Space stated none (None: advise none).
@@ -241,6 +242,16 @@ class InvalidMessagesError(QwenGradioError, ValueError):
     @property
     def code(self) -> str | None:
         return None
+
+
+class InvalidArgumentError(InvalidMessagesError):
+    """One of a reply's arguments besides its messages (``tools``, ``tool_choice``,
+    ``parallel_tool_calls``, ``stop``, ``max_tokens``) cannot be used, ``param`` says which;
+    raised before any request."""
+
+    def __init__(self, message: str, *, param: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ContextLengthError(InvalidMessagesError):

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
 
-from ..errors import InvalidMessagesError
+from ..errors import InvalidArgumentError
 from .messages import Conversation, Prompt, to_conversation
 from .tools import Tool, ToolCall, ToolCallParser, check_tool_choice, check_tools
 
@@ -42,7 +42,8 @@ def check_max_tokens(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidMessagesError(f"max_tokens must be a whole number of 1 or more, not {value!r}")
+        message = f"max_tokens must be a whole number of 1 or more, not {value!r}"
+        raise InvalidArgumentError(message, param="max_tokens")
     return value
 
 
@@ -55,7 +56,8 @@ def shaped_request(
     choice = check_tool_choice(asked.get("tool_choice"), tools)
     parallel = asked.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
-        raise InvalidMessagesError("parallel_tool_calls must be true or false")
+        message = "parallel_tool_calls must be true or false"
+        raise InvalidArgumentError(message, param="parallel_tool_calls")
     conversation = to_conversation(messages, system, tools, choice, parallel)
     stop, limit = check_stop(asked.get("stop")), check_max_tokens(asked.get("max_tokens"))
     return conversation, ReplyShape(tools, stop, limit, choice)
@@ -67,11 +69,12 @@ def check_stop(stop: Any) -> tuple[str, ...]:
         return ()
     sequences = [stop] if isinstance(stop, str) else stop
     if not isinstance(sequences, (list, tuple)) or not all(isinstance(s, str) for s in sequences):
-        raise InvalidMessagesError("stop must be a string or a list of strings")
+        raise InvalidArgumentError("stop must be a string or a list of strings", param="stop")
     if len(sequences) > MAX_STOP:
-        raise InvalidMessagesError(f"stop takes up to {MAX_STOP} sequences, not {len(sequences)}")
+        message = f"stop takes up to {MAX_STOP} sequences, not {len(sequences)}"
+        raise InvalidArgumentError(message, param="stop")
     if any(not s for s in sequences):
-        raise InvalidMessagesError("stop holds an empty string")
+        raise InvalidArgumentError("stop holds an empty string", param="stop")
     return tuple(sequences)
 
 

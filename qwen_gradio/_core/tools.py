@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import InvalidMessagesError
+from ..errors import InvalidArgumentError, InvalidMessagesError
 
 __all__ = [
     "CALL_CLOSE",
@@ -82,30 +82,37 @@ class ToolCall:
         return {"id": self.id, "type": "function", "function": function}
 
 
+def _invalid(param: str, message: str) -> InvalidArgumentError:
+    return InvalidArgumentError(message, param=param)
+
+
 def check_tools(tools: Any) -> tuple[Tool, ...]:
     """OpenAI ``tools`` (``{"type": "function", "function": {"name", "description",
     "parameters"}}``; the bare function object is taken too), checked."""
     if tools is None:
         return ()
     if not isinstance(tools, (list, tuple)):
-        raise InvalidMessagesError(f"tools must be a list, not {type(tools).__name__}")
+        raise _invalid("tools", f"tools must be a list, not {type(tools).__name__}")
     checked: list[Tool] = []
     for index, tool in enumerate(tools):
         where = f"tools[{index}]"
         if not isinstance(tool, Mapping):
-            raise InvalidMessagesError(f"{where} must be a dict, not {type(tool).__name__}")
+            raise _invalid("tools", f"{where} must be a dict, not {type(tool).__name__}")
         if tool.get("type", "function") != "function":
-            raise InvalidMessagesError(
-                f"{where} is a {tool.get('type')!r} tool: only function tools can be called"
+            raise _invalid(
+                "tools",
+                f"{where} is a {tool.get('type')!r} tool: only function tools can be called",
             )
         function = tool.get("function", tool)
         name = function.get("name") if isinstance(function, Mapping) else None
         if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidMessagesError(
-                f"{where} needs a function name of letters, digits, '_', '-', '.' or ':' (up to 64)"
+            raise _invalid(
+                "tools",
+                f"{where} needs a function name of letters, digits, '_', '-', '.' or ':'"
+                " (up to 64)",
             )
         if any(t.name == name for t in checked):
-            raise InvalidMessagesError(f"{where}: the function {name!r} is declared twice")
+            raise _invalid("tools", f"{where}: the function {name!r} is declared twice")
         spec = tool if "function" in tool else {"type": "function", "function": dict(tool)}
         checked.append(Tool(name, spec))
     return tuple(checked)
@@ -120,16 +127,19 @@ def check_tool_choice(choice: Any, tools: Sequence[Tool]) -> str | None:
         function = choice.get("function")
         name = function.get("name") if isinstance(function, Mapping) else choice.get("name")
         if not isinstance(name, str):
-            raise InvalidMessagesError("tool_choice names no function")
+            raise _invalid("tool_choice", "tool_choice names no function")
         if name not in {t.name for t in tools}:
-            raise InvalidMessagesError(f"tool_choice names {name!r}, which tools does not declare")
+            raise _invalid(
+                "tool_choice", f"tool_choice names {name!r}, which tools does not declare"
+            )
         return name
     if choice not in ("none", "auto", "required"):
-        raise InvalidMessagesError(
-            f"tool_choice must be 'none', 'auto', 'required' or a function, not {choice!r}"
+        raise _invalid(
+            "tool_choice",
+            f"tool_choice must be 'none', 'auto', 'required' or a function, not {choice!r}",
         )
     if choice == "required" and not tools:
-        raise InvalidMessagesError("tool_choice is 'required' but tools declares none")
+        raise _invalid("tool_choice", "tool_choice is 'required' but tools declares none")
     return str(choice)
 
 

@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from .._client.bridge import run_in_thread
 from .._client.streams import AsyncStream
+from .._core.shape import ReplyArguments
 from ..client import QwenClient
 from ..errors import QwenGradioError
 from ..provider import Qwen_Qwen_2_5_Max
@@ -183,6 +184,7 @@ class Api:
     def routes(self) -> list[Route]:
         return [
             Route("/v1/models", self.guarded(self.models), methods=["GET"]),
+            Route("/v1/models/{model:path}", self.guarded(self.model), methods=["GET"]),
             Route("/health", self.guarded(self.health), methods=["GET"]),
             Route("/v1/chat/completions", self.guarded(self.chat_completions), methods=["POST"]),
             Route("/v1/responses", self.guarded(self.responses), methods=["POST"]),
@@ -231,10 +233,13 @@ class Api:
 
     async def models(self, request: Request) -> Response:
         names = [*Qwen_Qwen_2_5_Max.models, *Qwen_Qwen_2_5_Max.model_aliases]
-        data = [
-            {"id": n, "object": "model", "created": 0, "owned_by": "qwen_gradio"} for n in names
-        ]
-        return JSONResponse({"object": "list", "data": data})
+        return JSONResponse({"object": "list", "data": [_model(name) for name in names]})
+
+    async def model(self, request: Request) -> Response:
+        """One model (OpenAI's ``GET /v1/models/{model}``); 404 for one not served."""
+        name = request.path_params["model"]
+        check_model(name)
+        return JSONResponse(_model(name))
 
     async def health(self, request: Request) -> Response:
         """Liveness, from what this process knows (it asks no Space: it answers at once)."""
@@ -257,17 +262,23 @@ class Api:
         }
         return JSONResponse(body, status_code=503 if draining else 200)
 
-    def stream_of(self, messages: Any, options: Any, system: str | None = None) -> AsyncStream:
-        """The reply's stream; bad messages or options refused before any job."""
+    def stream_of(
+        self,
+        messages: Any,
+        options: Any,
+        system: str | None = None,
+        asked: ReplyArguments | None = None,
+    ) -> AsyncStream:
+        """The reply's stream; bad messages, options or tools refused before any job."""
         try:
-            return self.client.astream(messages, system=system, options=options)
+            return self.client.astream(messages, system=system, options=options, **(asked or {}))
         except QwenGradioError as error:
             raise api_error(error) from None
 
     async def chat_completions(self, request: Request) -> Response:
         with self.replies.slot() as slot:
             chat = chat_request(await read_body(request, self.options.max_body))
-            stream = self.stream_of(chat.messages, chat.options)
+            stream = self.stream_of(chat.messages, chat.options, asked=chat.asked())
             reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             if not chat.stream:
                 return await whole(
@@ -306,6 +317,19 @@ class Api:
             )
 
 
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "qwen_gradio"}
+
+
+async def _not_found(request: Request, error: Exception) -> Response:
+    """A route or method this server does not have, in OpenAI's error JSON."""
+    status = getattr(error, "status_code", 404)
+    what = "method" if status == 405 else "route"
+    message = f"this server has no {what} {request.method} {request.url.path}"
+    code = "method_not_allowed" if status == 405 else "not_found"
+    return ApiError(status, message, code=code).response(getattr(request.state, "request_id", None))
+
+
 def create_app(
     settings: Settings | None = None,
     options: ServeOptions | None = None,
@@ -324,6 +348,11 @@ def create_app(
     if keepalive is not None:
         options = dataclasses.replace(options, keepalive=keepalive)
     api = Api(QwenClient(settings=settings or Settings.build()), options)
-    app = Starlette(routes=api.routes(), middleware=api.middleware(), lifespan=api.lifespan)
+    app = Starlette(
+        routes=api.routes(),
+        middleware=api.middleware(),
+        lifespan=api.lifespan,
+        exception_handlers={404: _not_found, 405: _not_found},
+    )
     app.state.drain, app.state.client = api.drain, api.client
     return app

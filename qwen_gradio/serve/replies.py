@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from .._client.bridge import END, Pump
 from .._client.streams import AsyncStream
 from .._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
+from .._core.tools import ToolCall
 from ..errors import QwenGradioError
 from .deployment import Drain
 from .responses import ResponseWriter
@@ -91,8 +92,12 @@ async def whole(
 
 
 def completion(stream: AsyncStream, reply_id: str, created: int, model: str, text: str) -> Any:
-    message = {"role": "assistant", "content": text}
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": "stop"}
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if stream.tool_calls:  # OpenAI's shape: no text is null
+        message["content"] = text or None
+        message["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
+    reason = stream.finish_reason or "stop"
+    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
     body: dict[str, Any] = {
         "id": reply_id,
         "object": "chat.completion",
@@ -204,8 +209,10 @@ class ChatChunks:
             yield f": {event.describe()}\n\n"
         elif isinstance(event, TextDelta):
             yield self.chunk({"content": event.delta}, None)
+        elif isinstance(event, ToolCall):  # a whole call in one delta, by its index
+            yield self.chunk({"tool_calls": [{"index": event.index, **event.as_openai()}]}, None)
         elif isinstance(event, ReplyCompleted):
-            yield self.chunk({}, "stop")
+            yield self.chunk({}, event.finish_reason)
 
     def end(self) -> Iterable[str]:
         if self.include_usage:

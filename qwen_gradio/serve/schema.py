@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from .._core.shape import ReplyArguments
 from ..errors import ModelNotSupportedError, QwenGradioError
 from ..provider import Qwen_Qwen_2_5_Max
 
@@ -36,7 +37,7 @@ __all__ = [
 
 MAX_BODY = 4 * 1024 * 1024  # bytes: far above a full context window of text, as JSON
 #: Request fields that change what a reply is and that the Space cannot honour: refused (400).
-REFUSED_CHAT_FIELDS = ("tools", "functions", "tool_choice", "function_call", "audio", "prediction")
+REFUSED_CHAT_FIELDS = ("functions", "function_call", "audio", "prediction")
 
 
 class ApiError(Exception):
@@ -125,12 +126,26 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     seed: int | None = None
     user: str | None = None
     #: qwen_gradio's own: values for the Space's extra chat inputs (``extra_body`` in the SDKs).
     options: dict[str, Any] | None = None
+
+    def asked(self) -> ReplyArguments:
+        """What the reply is asked besides its messages (``max_completion_tokens`` first, as
+        OpenAI)."""
+        return ReplyArguments(
+            tools=self.tools or None,
+            tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            stop=self.stop,
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+        )
 
 
 _EXPECTED = {

@@ -1,0 +1,155 @@
+"""``qwen-gradio serve`` with tools, ``stop`` and ``max_tokens``, driven by the ``openai``
+package as an agent builder uses it (a real server process in front of the gradio 6 replica)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+
+from .conftest import Replica, shared_replica
+from .helpers import assert_stopped_early
+from .test_serve import client, serve
+from .test_tools import CALLS, TIME, WEATHER
+
+MODEL = "qwen-2.5-max"
+
+
+@pytest.fixture(scope="module")
+def space() -> Replica:
+    return shared_replica("gradio6")
+
+
+@pytest.fixture(scope="module")
+def server(space: Replica, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(space.url, tmp_path_factory.mktemp("serve")) as running:
+        assert "Traceback" not in running.startup
+        yield running.url  # type: ignore[attr-defined]
+
+
+def test_a_reply_with_tool_calls_whole(server: str) -> None:
+    reply = client(server).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": CALLS}], tools=[WEATHER, TIME]
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.content == "Let me check."
+    calls = choice.message.tool_calls or []
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {}),
+    ]
+    assert all(c.id.startswith("call_") and c.type == "function" for c in calls)
+    assert reply.usage is not None and reply.usage.completion_tokens > 0
+
+
+def test_a_reply_with_tool_calls_streamed_by_index(server: str) -> None:
+    chunks = list(
+        client(server).chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": CALLS}],
+            tools=[WEATHER, TIME],
+            stream=True,
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    calls: dict[int, dict[str, str]] = {}
+    for chunk in chunks:
+        for call in chunk.choices[0].delta.tool_calls or []:
+            got = calls.setdefault(call.index, {"name": "", "arguments": ""})
+            got["name"] += call.function.name or ""  # type: ignore[union-attr]
+            got["arguments"] += call.function.arguments or ""  # type: ignore[union-attr]
+    assert text == "Let me check."
+    assert [calls[k]["name"] for k in sorted(calls)] == ["get_weather", "get_time"]
+    assert json.loads(calls[0]["arguments"]) == {"city": "Paris"}
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_whole_tool_round_with_the_openai_client(server: str, space: Replica) -> None:
+    api = client(server)
+    messages: list[dict[str, object]] = [
+        {"role": "developer", "content": "Use the tools."},
+        {"role": "user", "content": '/calls [["get_weather", {"city": "Oslo"}]]'},
+    ]
+    first = api.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
+    asked = first.choices[0].message
+    assert asked.tool_calls and asked.content is None
+    messages.append(asked.model_dump(exclude_none=True))
+    for call in asked.tool_calls:
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": "-3 °C, snow"})
+    run = space.next_run()
+    second = api.chat.completions.create(model=MODEL, messages=messages, tools=[WEATHER])
+    assert second.choices[0].message.content == "The tools said: -3 °C, snow"
+    assert second.choices[0].finish_reason == "stop"
+    seen = space.wait(run)
+    assert seen["system"].startswith("Use the tools.\n\n# Tools")
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+def test_stop_and_max_tokens_end_the_reply_and_its_job(
+    server: str, space: Replica, streamed: bool
+) -> None:
+    api = client(server)
+    for asked, text, reason in [
+        ({"stop": ["t5 ", "never"]}, "t0 t1 t2 t3 t4 ", "stop"),
+        ({"max_tokens": 7}, None, "length"),
+    ]:
+        run = space.next_run()
+        messages = [{"role": "user", "content": "/long 3000"}]
+        if streamed:
+            chunks = list(
+                api.chat.completions.create(
+                    model=MODEL,
+                    messages=messages,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    **asked,
+                )
+            )
+            got = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            finish = [c.choices[0].finish_reason for c in chunks if c.choices][-1]
+            usage = chunks[-1].usage
+        else:
+            reply = api.chat.completions.create(model=MODEL, messages=messages, **asked)
+            got, finish = reply.choices[0].message.content or "", reply.choices[0].finish_reason
+            usage = reply.usage
+        assert finish == reason
+        if text is not None:
+            assert got == text
+        else:
+            assert usage is not None and usage.completion_tokens == 7
+        assert_stopped_early(space.wait(run), 3000)
+
+
+def test_bad_tools_are_refused_before_any_job(server: str) -> None:
+    api = client(server)
+    with pytest.raises(openai.BadRequestError) as refused:
+        api.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[WEATHER],
+            tool_choice={"type": "function", "function": {"name": "launch"}},
+        )
+    assert refused.value.body["param"] == "tool_choice"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError, match="up to 4"):
+        api.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stop=list("abcde")
+        )
+
+
+def test_a_model_by_its_id_and_unknown_routes_in_openais_shape(server: str) -> None:
+    model = client(server).models.retrieve(MODEL)
+    assert (model.id, model.object) == (MODEL, "model")
+    with pytest.raises(openai.NotFoundError):
+        client(server).models.retrieve("gpt-4o")
+    for method, path, status in [
+        ("GET", "/v1/nothing", 404),
+        ("POST", "/v1/models", 405),
+        ("GET", "/v1/chat/completions", 405),
+    ]:
+        response = httpx.request(method, f"{server}{path}", timeout=10)
+        assert response.status_code == status
+        assert path in response.json()["error"]["message"]
