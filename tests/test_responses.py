@@ -96,12 +96,8 @@ def test_previous_response_id_continues_the_conversation(api: openai.OpenAI) -> 
 def test_what_the_space_cannot_honour_is_refused_before_any_job(
     api: openai.OpenAI, url: str
 ) -> None:
-    with pytest.raises(openai.BadRequestError, match="'tools' is not supported"):
-        api.responses.create(
-            model="qwen-2.5-max",
-            input="x",
-            tools=[{"type": "function", "name": "f", "parameters": {}}],  # type: ignore[list-item]
-        )
+    with pytest.raises(openai.BadRequestError, match="only function tools"):
+        api.responses.create(model="qwen-2.5-max", input="x", tools=[{"type": "web_search"}])
     image = [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]
     with pytest.raises(openai.BadRequestError, match="text only"):
         api.responses.create(model="qwen-2.5-max", input=image)  # type: ignore[arg-type]
@@ -136,3 +132,62 @@ def test_the_docs_example(url: str, tmp_path: Path) -> None:
     first, second = done.stdout.splitlines()
     hello = replica_reply("Hello")
     assert first == f"{hello} {count_text(hello)}" and second == replica_reply("And again?")
+
+
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+CALL = '/calls [["get_weather", {"city": "Paris"}]] Checking.'
+
+
+def test_function_tools_whole_and_a_tool_round_by_previous_response_id(
+    api: openai.OpenAI,
+) -> None:
+    first = api.responses.create(model="qwen-2.5-max", input=CALL, tools=[WEATHER])  # type: ignore[list-item]
+    kinds = [item.type for item in first.output]
+    assert kinds == ["message", "function_call"] and first.output_text == "Checking."
+    call = first.output[1]
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}  # type: ignore[union-attr]
+    second = api.responses.create(
+        model="qwen-2.5-max",
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],  # type: ignore[union-attr,list-item]
+        tools=[WEATHER],  # type: ignore[list-item]
+    )
+    assert second.output_text == "The tools said: sunny" and second.status == "completed"
+
+
+def test_function_tools_streamed_as_openai_documents_them(api: openai.OpenAI) -> None:
+    events = list(
+        api.responses.create(model="qwen-2.5-max", input=CALL, tools=[WEATHER], stream=True)  # type: ignore[list-item]
+    )
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-6:] == [
+        "response.output_item.done",  # the message, closed when the call begins
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    done = events[-1].response  # type: ignore[union-attr]
+    assert [item.type for item in done.output] == ["message", "function_call"]
+
+
+def test_max_output_tokens_makes_an_incomplete_response(api: openai.OpenAI) -> None:
+    response = api.responses.create(model="qwen-2.5-max", input="/long 3000", max_output_tokens=9)
+    assert response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert response.usage is not None and response.usage.output_tokens == 9
+    events = list(
+        api.responses.create(
+            model="qwen-2.5-max", input="/long 3000", max_output_tokens=9, stream=True
+        )
+    )
+    assert events[-1].type == "response.incomplete"

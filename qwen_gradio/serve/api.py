@@ -298,16 +298,20 @@ class Api:
             asked = response_request(json_body(await read_body(request, self.options.max_body)))
             check_model(asked.model)
             messages = [*self.store.before(asked.previous_response_id), *input_messages(asked)]
-            stream = self.stream_of(messages, asked.options, asked.instructions)
+            stream = self.stream_of(messages, asked.options, asked.instructions, asked.asked())
             writer = ResponseWriter(asked)
 
-            def remember(text: str) -> None:
+            def remember(stream: AsyncStream) -> None:
                 if asked.store:
-                    self.store.keep(writer.id, [*messages, {"role": "assistant", "content": text}])
+                    reply: dict[str, Any] = {"role": "assistant", "content": stream.text}
+                    if stream.tool_calls:
+                        reply["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
+                    self.store.keep(writer.id, [*messages, reply])
 
             def completed(text: str) -> dict[str, Any]:
-                remember(text)
-                return writer.response("completed", text, stream.usage)
+                remember(stream)
+                reason = stream.finish_reason
+                return writer.whole(text, stream.tool_calls, stream.usage, reason)
 
             if not asked.stream:
                 return await whole(request, stream, self.drain, completed)

@@ -241,24 +241,22 @@ class ResponseEvents:
 
     stream: AsyncStream
     writer: ResponseWriter
-    remember: Callable[[str], None]
-    started: bool = False
+    remember: Callable[[AsyncStream], None]
 
     def opening(self) -> Iterable[str]:
         return self.writer.opening()
 
     def event(self, event: StreamEvent) -> Iterable[str]:
         if isinstance(event, TextDelta):
-            if not self.started:
-                self.started = True
-                yield from self.writer.first_text()
-            yield self.writer.delta(event.delta)
+            yield from self.writer.delta(event.delta)
+        elif isinstance(event, ToolCall):
+            yield from self.writer.call(event)
         elif isinstance(event, (QueueStatus, Retrying)):
             yield f": {event.describe()}\n\n"
 
     def end(self) -> Iterable[str]:
-        self.remember(self.stream.text)
-        return self.writer.closing(self.stream.text, self.stream.usage, self.started)
+        self.remember(self.stream)
+        return self.writer.closing(self.stream.usage, self.stream.finish_reason)
 
     def failure(self, error: QwenGradioError | None) -> Iterable[str]:
         yield self.writer.failure(SHUTTING_DOWN if error is None else error)

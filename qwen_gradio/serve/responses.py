@@ -3,12 +3,18 @@ items as chat messages, the ``response`` object and the streamed events, and the
 process made, kept (bounded) for ``previous_response_id``.
 
 A response is one chat reply: ``input`` (a string, or message items whose content is a string
-or text parts) after ``instructions`` (the system prompt) and, with ``previous_response_id``,
-after the conversation that response ended. The stream is OpenAI's documented sequence:
-``response.created``, ``response.in_progress``, ``response.output_item.added``,
-``response.content_part.added``, ``response.output_text.delta``..., ``response.output_text.done``,
-``response.content_part.done``, ``response.output_item.done``, ``response.completed`` (or
-``response.failed``), each with its ``sequence_number``.
+or text parts, and a tool round's ``function_call`` and ``function_call_output`` items) after
+``instructions`` (the system prompt) and, with ``previous_response_id``, after the conversation
+that response ended. Function ``tools`` (the Responses API's flat shape) are those of chat
+completions (``_core.tools``): calls come out as ``function_call`` output items. The stream is
+OpenAI's documented sequence: ``response.created``, ``response.in_progress``, then for the
+text ``response.output_item.added``, ``response.content_part.added``,
+``response.output_text.delta``..., ``response.output_text.done``, ``response.content_part.done``,
+``response.output_item.done``, and for each call ``response.output_item.added``,
+``response.function_call_arguments.delta``, ``response.function_call_arguments.done``,
+``response.output_item.done``; last ``response.completed`` (``response.incomplete`` when
+``max_output_tokens`` cut it, ``response.failed`` on an error), each with its
+``sequence_number``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .._core.shape import ReplyArguments
+from .._core.tools import ToolCall
 from ..errors import QwenGradioError
 from ..tokens import Usage
 from .schema import ApiError, validation_error
@@ -35,8 +43,6 @@ __all__ = [
 
 #: Request fields the Space cannot honour: refused (400) when set.
 REFUSED_RESPONSE_FIELDS = (
-    "tools",
-    "tool_choice",
     "background",
     "prompt",
     "conversation",
@@ -59,9 +65,34 @@ class ResponseRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     metadata: dict[str, str] | None = None
     user: str | None = None
     options: dict[str, Any] | None = None  # qwen_gradio's own, as for chat completions
+
+    def asked(self) -> ReplyArguments:
+        """What the reply is asked besides its input, in chat completions' terms."""
+        choice = self.tool_choice
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            choice = {"type": "function", "function": {"name": choice.get("name")}}
+        return ReplyArguments(
+            tools=[_chat_tool(tool, k) for k, tool in enumerate(self.tools or [])] or None,
+            tool_choice=choice,
+            parallel_tool_calls=self.parallel_tool_calls,
+            max_tokens=self.max_output_tokens,
+        )
+
+
+def _chat_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
+    """A Responses API function tool (flat) as chat completions' (nested); other kinds of
+    tool (web search, files...) are refused."""
+    if tool.get("type") != "function":
+        message = f"'tools[{index}]' is a {tool.get('type')!r} tool: only function tools work here"
+        raise ApiError(400, message, param=f"tools[{index}]")
+    function = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}
+    return {"type": "function", "function": function}
 
 
 def response_request(data: Any) -> ResponseRequest:
@@ -98,25 +129,50 @@ def _text_of(content: Any, where: str) -> str:
     return "".join(texts)
 
 
-def input_messages(request: ResponseRequest) -> list[dict[str, str]]:
-    """``input`` as chat messages (a ``developer`` message is a system message)."""
+def input_messages(request: ResponseRequest) -> list[dict[str, Any]]:
+    """``input`` as chat messages: a ``developer`` message is a system message; ``function_call``
+    items join the assistant message before them as its ``tool_calls``, and each
+    ``function_call_output`` is a ``tool`` message; ``reasoning`` items are left out."""
     if isinstance(request.input, str):
         return [{"role": "user", "content": request.input}]
-    messages = []
+    messages: list[dict[str, Any]] = []
     for k, item in enumerate(request.input):
         where = f"input[{k}]"
-        if item.get("type", "message") != "message":
+        kind = item.get("type", "message")
+        if kind == "function_call":
+            call = _input_call(item, where)
+            last = messages[-1] if messages else None
+            if last is None or last["role"] != "assistant":
+                last = {"role": "assistant", "content": ""}
+                messages.append(last)
+            last.setdefault("tool_calls", []).append(call)
+        elif kind == "function_call_output":
+            output = item.get("output")
+            content = output if isinstance(output, str) else _text_of(output, where)
+            messages.append(
+                {"role": "tool", "tool_call_id": item.get("call_id"), "content": content}
+            )
+        elif kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise ApiError(400, f"'{where}.role' {role!r} is not a message role", param=where)
+            content = _text_of(item.get("content"), where)
+            messages.append({"role": "system" if role == "developer" else role, "content": content})
+        elif kind != "reasoning":
             raise ApiError(
                 400,
-                f"'{where}' is a {item.get('type')!r} item: this Space takes messages only",
+                f"'{where}' is a {kind!r} item: this Space takes messages and function calls",
                 param=where,
             )
-        role = item.get("role")
-        if role not in ("user", "assistant", "system", "developer"):
-            raise ApiError(400, f"'{where}.role' {role!r} is not a message role", param=where)
-        content = _text_of(item.get("content"), where)
-        messages.append({"role": "system" if role == "developer" else role, "content": content})
     return messages
+
+
+def _input_call(item: dict[str, Any], where: str) -> dict[str, Any]:
+    name, arguments = item.get("name"), item.get("arguments", "{}")
+    if not isinstance(name, str) or not isinstance(arguments, str):
+        raise ApiError(400, f"'{where}' needs a 'name' and 'arguments' string", param=where)
+    function = {"name": name, "arguments": arguments}
+    return {"id": item.get("call_id") or item.get("id"), "type": "function", "function": function}
 
 
 class ResponseStore:
@@ -124,9 +180,9 @@ class ResponseStore:
 
     def __init__(self, size: int = STORED) -> None:
         self.size = size
-        self._kept: OrderedDict[str, list[dict[str, str]]] = OrderedDict()
+        self._kept: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
 
-    def before(self, response_id: str | None) -> list[dict[str, str]]:
+    def before(self, response_id: str | None) -> list[dict[str, Any]]:
         """The conversation ``response_id`` ended (none for None); 404 if not kept here."""
         if response_id is None:
             return []
@@ -142,7 +198,7 @@ class ResponseStore:
         self._kept.move_to_end(response_id)
         return list(kept)
 
-    def keep(self, response_id: str, conversation: list[dict[str, str]]) -> None:
+    def keep(self, response_id: str, conversation: list[dict[str, Any]]) -> None:
         self._kept[response_id] = conversation
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
@@ -161,53 +217,56 @@ def usage_object(usage: Usage | None) -> dict[str, Any] | None:
 
 
 class ResponseWriter:
-    """One response's objects and events, in OpenAI's shapes."""
+    """One response's objects and events, in OpenAI's shapes: its output items (a message with
+    the text, a ``function_call`` per call, in the order they came) as they are made."""
 
     def __init__(self, request: ResponseRequest) -> None:
         self.request = request
         self.id = f"resp_{uuid.uuid4().hex}"
-        self.message_id = f"msg_{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.sequence = 0
+        self.output: list[dict[str, Any]] = []
+        self.text = ""  # of the open message
+        self.open: int | None = None  # the output index of the message being written
 
-    def message(self, text: str, status: str) -> dict[str, Any]:
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        return {
-            "type": "message",
-            "id": self.message_id,
-            "status": status,
-            "role": "assistant",
-            "content": [part] if status == "completed" or text else [],
-        }
+    # -- the objects ----------------------------------------------------------------------------
 
     def response(
         self,
         status: str,
-        text: str = "",
         usage: Usage | None = None,
         error: QwenGradioError | ApiError | None = None,
     ) -> dict[str, Any]:
+        """The response object; "incomplete" when ``max_output_tokens`` cut the reply."""
         request = self.request
-        output = [self.message(text, "completed")] if status == "completed" else []
         failed = None
         if error is not None:
             code = error.code if error.code is not None else type(error).__name__
             failed = {"code": code, "message": error.message}
+        ended = status in ("completed", "incomplete")
+        texts = [
+            part["text"]
+            for item in self.output
+            if item["type"] == "message"
+            for part in item["content"]
+        ]
         return {
             "id": self.id,
             "object": "response",
             "created_at": self.created,
             "status": status,
             "model": request.model,
-            "output": output,
-            "output_text": text if status == "completed" else "",
+            "output": list(self.output) if ended else [],
+            "output_text": "".join(texts) if ended else "",
             "instructions": request.instructions,
             "previous_response_id": request.previous_response_id,
             "error": failed,
-            "incomplete_details": None,
-            "parallel_tool_calls": False,
-            "tool_choice": "none",
-            "tools": [],
+            "incomplete_details": (
+                {"reason": "max_output_tokens"} if status == "incomplete" else None
+            ),
+            "parallel_tool_calls": request.parallel_tool_calls is not False,
+            "tool_choice": request.tool_choice or ("auto" if request.tools else "none"),
+            "tools": request.tools or [],
             "temperature": request.temperature,
             "top_p": request.top_p,
             "max_output_tokens": request.max_output_tokens,
@@ -216,6 +275,17 @@ class ResponseWriter:
             "text": {"format": {"type": "text"}},
             "usage": usage_object(usage),
         }
+
+    def whole(
+        self, text: str, calls: list[ToolCall], usage: Usage | None, reason: str | None
+    ) -> dict[str, Any]:
+        """The response of a reply read whole."""
+        if text or not calls:
+            self.output.append(_message(f"msg_{uuid.uuid4().hex}", text, "completed"))
+        self.output += [_function_call(call) for call in calls]
+        return self.response(_status(reason), usage)
+
+    # -- the stream ---------------------------------------------------------------------------
 
     def event(self, kind: str, **fields: Any) -> str:
         """One server-sent event of the stream."""
@@ -230,33 +300,96 @@ class ResponseWriter:
             self.event("response.in_progress", response=created),
         ]
 
-    def first_text(self) -> list[str]:
-        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-        where = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
-        return [
+    def delta(self, text: str) -> list[str]:
+        """Events for new text (the message item opened first, if it is not)."""
+        events = self._opened() if self.open is None else []
+        self.text += text
+        where = {"item_id": self.output[self.open]["id"], "output_index": self.open}  # type: ignore[index]
+        events.append(
             self.event(
-                "response.output_item.added", output_index=0, item=self.message("", "in_progress")
-            ),
-            self.event("response.content_part.added", part=part, **where),
-        ]
+                "response.output_text.delta", delta=text, logprobs=[], content_index=0, **where
+            )
+        )
+        return events
 
-    def delta(self, text: str) -> str:
-        where = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
-        return self.event("response.output_text.delta", delta=text, logprobs=[], **where)
-
-    def closing(self, text: str, usage: Usage | None, started: bool) -> list[str]:
-        where = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        events = [] if started else self.first_text()
+    def call(self, call: ToolCall) -> list[str]:
+        """Events for a call: its item added, its arguments, done."""
+        events = self._closed()
+        item = _function_call(call)
+        index = len(self.output)
+        self.output.append(item)
+        where = {"item_id": item["id"], "output_index": index}
         return [
             *events,
-            self.event("response.output_text.done", text=text, logprobs=[], **where),
-            self.event("response.content_part.done", part=part, **where),
             self.event(
-                "response.output_item.done", output_index=0, item=self.message(text, "completed")
+                "response.output_item.added",
+                output_index=index,
+                item={**item, "arguments": "", "status": "in_progress"},
             ),
-            self.event("response.completed", response=self.response("completed", text, usage)),
+            self.event("response.function_call_arguments.delta", delta=call.arguments, **where),
+            self.event("response.function_call_arguments.done", arguments=call.arguments, **where),
+            self.event("response.output_item.done", output_index=index, item=item),
         ]
+
+    def closing(self, usage: Usage | None, reason: str | None) -> list[str]:
+        """The last events: the message closed (an empty one if nothing came), the response."""
+        events = self._opened() if not self.output else []
+        events += self._closed()
+        status = _status(reason)
+        kind = "response.incomplete" if status == "incomplete" else "response.completed"
+        return [*events, self.event(kind, response=self.response(status, usage))]
 
     def failure(self, error: QwenGradioError | ApiError) -> str:
         return self.event("response.failed", response=self.response("failed", error=error))
+
+    def _opened(self) -> list[str]:
+        self.open, self.text = len(self.output), ""
+        item = _message(f"msg_{uuid.uuid4().hex}", "", "in_progress")
+        self.output.append(item)
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        where = {"item_id": item["id"], "output_index": self.open, "content_index": 0}
+        return [
+            self.event("response.output_item.added", output_index=self.open, item=item),
+            self.event("response.content_part.added", part=part, **where),
+        ]
+
+    def _closed(self) -> list[str]:
+        if self.open is None:
+            return []
+        index, text = self.open, self.text
+        item = self.output[index] = _message(self.output[index]["id"], text, "completed")
+        part = item["content"][0]
+        where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        self.open = None
+        return [
+            self.event("response.output_text.done", text=text, logprobs=[], **where),
+            self.event("response.content_part.done", part=part, **where),
+            self.event("response.output_item.done", output_index=index, item=item),
+        ]
+
+
+def _status(reason: str | None) -> str:
+    return "incomplete" if reason == "length" else "completed"
+
+
+def _message(item_id: str, text: str, status: str) -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+    content = [part] if status == "completed" or text else []
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": content,
+    }
+
+
+def _function_call(call: ToolCall) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": f"fc_{call.id.removeprefix('call_')}",
+        "call_id": call.id,
+        "name": call.name,
+        "arguments": call.arguments,
+        "status": "completed",
+    }
