@@ -25,6 +25,7 @@ import click
 from ._client.streams import Stream
 from ._core.messages import DEFAULT_SYSTEM
 from ._core.reply import QueueStatus, Retrying, TextDelta
+from ._core.shape import ReplyArguments
 from ._core.space import DEFAULT_SPACE, SPACE_ENV, SpaceConnection
 from ._transports import TRANSPORTS
 from ._transports.cache import NO_CACHE_ENV
@@ -278,12 +279,15 @@ def done_object(reply: PrintedReply, stream: Stream) -> dict[str, Any]:
         "first_delta_seconds": round(reply.first_delta_seconds or 0.0, 4),
         "seconds": round(reply.seconds, 4),
         "rewrites": stream.rewrites,
+        "finish_reason": stream.finish_reason,
         "session_hash": stream.session_hash,
     }
 
 
-def one_shot(client: QwenClient, prompt: str, system: str | None, as_json: bool) -> int:
-    stream = client.stream(prompt, system=system)
+def one_shot(
+    client: QwenClient, prompt: str, system: str | None, as_json: bool, asked: ReplyArguments
+) -> int:
+    stream = client.stream(prompt, system=system, **asked)
     try:
         reply = stream_reply(stream, as_json)
     except KeyboardInterrupt:
@@ -325,13 +329,13 @@ REPL_HELP = "Chatting with {space}. " + REPL_COMMANDS
 _COMMAND = re.compile(r"/([A-Za-z][\w-]*)(?:\s|$)")
 
 
-def repl(client: QwenClient, system: str | None) -> int:
+def repl(client: QwenClient, system: str | None, asked: ReplyArguments | None = None) -> int:
     """An interactive chat that keeps the conversation as real history."""
     try:
         import readline  # noqa: F401 - line editing and history for input()
     except ImportError:  # pragma: no cover - not on every platform
         pass
-    chat = ReplChat(client, system or DEFAULT_SYSTEM)
+    chat = ReplChat(client, system or DEFAULT_SYSTEM, asked or ReplyArguments())
     click.echo(REPL_HELP.format(space=client.space_url, system=chat.system), err=True)
     while True:
         try:
@@ -360,6 +364,7 @@ class ReplChat:
 
     client: QwenClient
     system: str
+    asked: ReplyArguments = field(default_factory=lambda: ReplyArguments())
     history: list[dict[str, str]] = field(default_factory=list)
 
     def command(self, text: str) -> bool:
@@ -391,7 +396,7 @@ class ReplChat:
     def send(self, line: str) -> None:
         """Stream the reply to ``line``; the turn joins the history, a cut reply's text too."""
         stream = self.client.stream(
-            [*self.history, {"role": "user", "content": line}], system=self.system
+            [*self.history, {"role": "user", "content": line}], system=self.system, **self.asked
         )
         try:
             reply = stream_reply(stream, as_json=False, prefix="qwen> ")
@@ -413,6 +418,17 @@ class ReplChat:
 @main.command(epilog="Exit codes:\n\n\b\n" + EXIT_HELP)
 @click.argument("prompt", required=False)
 @click.option("--system", default=None, help="System prompt [default: the Space's].")
+@click.option(
+    "--stop",
+    multiple=True,
+    help="End the reply before this text (repeatable, up to 4); the job stops on the Space.",
+)
+@click.option(
+    "--max-tokens",
+    type=int,
+    default=None,
+    help="Cut the reply at this many of Qwen's tokens (needs the tokens extra).",
+)
 @client_options()
 @click.option(
     "--json",
@@ -420,21 +436,29 @@ class ReplChat:
     is_flag=True,
     help="Write JSON lines: each delta, then the whole text and timing.",
 )
-def chat(prompt: str | None, system: str | None, settings: Settings, as_json: bool) -> None:
+def chat(
+    prompt: str | None,
+    system: str | None,
+    stop: tuple[str, ...],
+    max_tokens: int | None,
+    settings: Settings,
+    as_json: bool,
+) -> None:
     """Send PROMPT and stream the reply to stdout.
 
     Without PROMPT, the prompt is read from stdin when stdin is not a terminal; on a terminal an
     interactive chat starts, which keeps the conversation.
     """
     stdin = sys.stdin
+    asked = ReplyArguments(stop=list(stop) or None, max_tokens=max_tokens)
     if prompt is None or prompt == "-":
         if prompt is None and stdin.isatty() and not as_json:
             with QwenClient(settings=settings) as client:
-                sys.exit(repl(client, system))
+                sys.exit(repl(client, system, asked))
         prompt = stdin.read()
     with QwenClient(settings=settings) as client:
         try:
-            code = one_shot(client, prompt, system, as_json)
+            code = one_shot(client, prompt, system, as_json, asked)
         except QwenGradioError as error:  # bad input, refused before any request
             click.echo(error_line(error), err=True)
             code = exit_code(error)

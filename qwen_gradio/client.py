@@ -28,7 +28,7 @@ from ._core.space import SpaceConnection
 from ._transports import Transport
 from ._transports.cache import SpaceCache
 from ._transports.warm import warm_http_imports
-from .errors import InvalidMessagesError, QwenGradioError, StreamClosedError
+from .errors import InvalidMessagesError, InvalidReplyError, QwenGradioError, StreamClosedError
 from .settings import Settings, SettingsArguments, SpacesArgument, Timeouts, checked_options
 from .tokens import check_fits, tokenizer_installed
 
@@ -209,9 +209,16 @@ class QwenClient:
         options: Mapping[str, Any] | None = None,
         **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages`` (its text; see ``astream``)."""
-        async with self.astream(messages, system=system, options=options, **asked) as stream:
-            return await stream.until_done()
+        """The whole reply to ``messages`` (its text; see ``astream``). A reply that is not the
+        JSON ``response_format`` asks for is asked once more (InvalidReplyError after that)."""
+        for again in (False, True):
+            try:
+                async with self.astream(messages, system=system, options=options, **asked) as s:
+                    return await s.until_done()
+            except InvalidReplyError:
+                if again:
+                    raise
+        raise AssertionError("unreachable")
 
     def stream(
         self,
@@ -236,9 +243,15 @@ class QwenClient:
         options: Mapping[str, Any] | None = None,
         **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages`` (its text; see ``astream``)."""
-        with self.stream(messages, system=system, options=options, **asked) as stream:
-            return stream.until_done()
+        """The whole reply to ``messages`` (its text; see ``achat``)."""
+        for again in (False, True):
+            try:
+                with self.stream(messages, system=system, options=options, **asked) as stream:
+                    return stream.until_done()
+            except InvalidReplyError:
+                if again:
+                    raise
+        raise AssertionError("unreachable")
 
     def _job(self, conversation: Conversation, options: Mapping[str, Any] | None) -> Job:
         """A job for ``conversation``, with what it needs of this client."""

@@ -54,6 +54,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidMessagesError",
     "InvalidOptionError",
+    "InvalidReplyError",
     "InvalidSpaceError",
     "ModelNotSupportedError",
     "QueueFullError",
@@ -216,6 +217,17 @@ class SpaceProtocolError(QwenGradioError):
     diff, a message that is not an object): a broken or impostor Space, not a busy one."""
 
     g4f_error = "ResponseError"
+
+
+class InvalidReplyError(QwenGradioError):
+    """The reply is not what ``response_format`` asked for (JSON, or JSON that follows the
+    schema); the message says why. A whole reply is asked once more before this is raised."""
+
+    g4f_error = "ResponseError"
+
+    @property
+    def code(self) -> str:
+        return "invalid_reply"
 
 
 class StreamClosedError(QwenGradioError):

@@ -27,8 +27,15 @@ query that starts with a directive scripts the reply::
                           of CALLS (JSON: [[name, arguments], ...]), streamed 3 characters at a
                           time (tags straddle deltas); only when the system prompt declares tools
 
-A query of ``<tool_response>`` blocks (a tool round's results) is answered "The tools said: "
-and the results, joined by "; ".
+With tools declared in the system prompt (Qwen2.5's "# Tools" section), a plain query that
+holds the words of a tool's name (``get_weather``: "weather") calls that tool, as Qwen2.5 would:
+each required string parameter set to the query's last capitalized word ("Paris"). A query of
+``<tool_response>`` blocks (a tool round's results) is answered "The tools said: " and the
+results, joined by "; ". With a JSON answer asked (``response_format``: the system prompt's
+"Answer with one JSON object"), a plain query is answered with one: ``{"answer": QUERY}``, or
+with a schema an object that follows it (each string the query's last capitalized word, each
+integer the query's first number, else 1); a query that says "fenced" gets it in a code fence,
+one that says "broken" gets JSON that does not follow the schema.
 
 Anything else gets a friendly echo. Besides the Space's own API the server answers
 ``GET /replica/runs`` (what each chat call received and how it ended), ``GET
@@ -156,6 +163,67 @@ def _calls_reply(arg: str, system: str) -> str:
     return "\n".join([text, *blocks] if text else blocks)
 
 
+def _called(query: str, system: str) -> str:
+    """The call of a declared tool that ``query`` asks for by its name's words, if any."""
+    declared = re.search(r"<tools>\n(.*?)\n</tools>", system, re.DOTALL)
+    if not declared:
+        return ""
+    words = set(re.findall(r"[a-z0-9]+", query.lower()))
+    names = re.findall(r"\b[A-Z][\w-]*", query)
+    for line in declared.group(1).splitlines():
+        function = json.loads(line).get("function", {})
+        wanted = [w for w in function.get("name", "").lower().split("_") if w not in ("get", "the")]
+        if wanted and all(w in words for w in wanted):
+            schema = function.get("parameters") or {}
+            required = schema.get("required") or list(schema.get("properties", {}))
+            kinds = {k: v.get("type") for k, v in schema.get("properties", {}).items()}
+            arguments = {
+                k: names[-1] if names else "" for k in required if kinds.get(k) == "string"
+            }
+            call = json.dumps({"name": function["name"], "arguments": arguments})
+            return f"<tool_call>\n{call}\n</tool_call>"
+    return ""
+
+
+def _json_answer(query: str, system: str) -> str:
+    """The JSON a plain query gets when the system prompt asks for JSON (see the module)."""
+    if "Answer with one JSON object" not in system:
+        return ""
+    asked = re.search(r"It must follow this JSON schema:\n(.*)$", system, re.DOTALL)
+    if asked is None:
+        value: Any = {"answer": query}
+    else:
+        schema = json.loads(asked.group(1))
+        value = _example(schema, schema, query)
+        if "broken" in query and isinstance(value, dict):
+            value = {key: [item] for key, item in value.items()}  # every field the wrong type
+    text = json.dumps(value, ensure_ascii=False)
+    return f"```json\n{text}\n```" if "fenced" in query else text
+
+
+def _example(schema: dict[str, Any], root: dict[str, Any], query: str) -> Any:
+    """A value that follows ``schema`` (``$ref`` into ``root``'s ``$defs``), made from ``query``."""
+    if "$ref" in schema:
+        return _example(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], root, query)
+    if "anyOf" in schema:
+        return _example(schema["anyOf"][0], root, query)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {k: _example(v, root, query) for k, v in properties.items()}
+    if kind == "array":
+        return [_example(schema.get("items", {}), root, query)]
+    if kind in ("integer", "number"):
+        numbers = re.findall(r"\d+", query)
+        return int(numbers[0]) if numbers else 1
+    if kind == "boolean":
+        return True
+    names = re.findall(r"\b[A-Z][\w-]*", query)
+    return names[-1] if names else query
+
+
 def _pieces(text: str, size: int) -> list[str]:
     return [text[k : k + size] for k in range(0, len(text), size)]
 
@@ -230,6 +298,9 @@ def script_for(
         count, _, message = arg.partition(" ")
         tokens = [f"w{k} " for k in range(1, int(count) + 1)]
         return Script(cumulative(tokens), error=message or "Something went wrong")
+    called = _called(query, system) or _json_answer(query, system)
+    if called:
+        return Script(cumulative(_pieces(called, 3)))
     title = f"{TITLE} ({options['model_size']})" if options and "model_size" in options else TITLE
     reply = f"This is the offline replica of {title}. You said: {query}"
     return Script(cumulative(tokenize(reply)))

@@ -30,6 +30,8 @@ EXAMPLES: dict[tuple[str, str], str] = {
     ("docs/serve.md", "stream = client.chat.completions.create("): "test_serve",
     ("docs/serve.md", "client.responses.create("): "test_responses",
     ("docs/ui.md", 'api_name="/chat"'): "test_ui",
+    ("docs/tools.md", "with QwenClient() as client:"): "test_tools",
+    ("docs/tools.md", "client = OpenAI(base_url="): "test_serve_tools",
     ("docs/llm.md", 'llm.get_model("qwen2.5-max")'): "test_llm",
     ("docs/gpt4free.md", "create_async_generator(\n        model="): "test_provider",
     ("docs/gpt4free.md", '"You are a helpful assistant."'): "test_provider",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -153,3 +154,72 @@ def test_a_model_by_its_id_and_unknown_routes_in_openais_shape(server: str) -> N
         response = httpx.request(method, f"{server}{path}", timeout=10)
         assert response.status_code == status
         assert path in response.json()["error"]["message"]
+
+
+def test_the_docs_openai_tool_round(server: str, tmp_path: Path) -> None:
+    """docs/tools.md's example with the ``openai`` package, as written but for the address."""
+    import subprocess
+    import sys
+
+    from .docs import example
+
+    code = example("docs/tools.md", "client = OpenAI(base_url=")
+    script = tmp_path / "example.py"
+    script.write_text(code.replace("http://127.0.0.1:8000", server))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "The tools said: 25 °C in Rome\n"
+
+
+def test_structured_output_with_the_openai_clients_parse(server: str, space: Replica) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    api = client(server)
+    parsed = api.chat.completions.parse(
+        model=MODEL,
+        messages=[{"role": "user", "content": "Tell me about Lyon, 520000 people, fenced"}],
+        response_format=City,
+    )
+    assert parsed.choices[0].message.parsed == City(name="Lyon", population=520000)
+    run = space.next_run()
+    with pytest.raises(openai.APIStatusError) as caught:  # asked twice, then an error
+        api.chat.completions.parse(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Lyon, broken"}],
+            response_format=City,
+        )
+    assert caught.value.status_code == 502 and "does not follow the schema" in caught.value.message
+    assert caught.value.body["code"] == "invalid_reply"  # type: ignore[index]
+    assert len(space.runs()) - run == 2
+    with pytest.raises(openai.APIError, match="does not follow the schema"):  # streamed: an event
+        for _ in api.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Lyon, broken"}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "City", "schema": City.model_json_schema()},
+            },
+            stream=True,
+        ):
+            pass
+
+
+def test_structured_output_in_the_responses_api(server: str) -> None:
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+    response = client(server).responses.create(
+        model=MODEL,
+        input="Name a city: Porto",
+        text={"format": {"type": "json_schema", "name": "city", "schema": schema}},
+    )
+    assert json.loads(response.output_text) == {"name": "Porto"}
+    assert response.text.format.type == "json_schema"  # type: ignore[union-attr]
+    with pytest.raises(openai.BadRequestError):
+        client(server).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], logprobs=True
+        )

@@ -376,3 +376,126 @@ async def test_max_tokens_cuts_the_reply_and_its_job(replica: Replica) -> None:
         assert s.finish_reason == "length" and s.usage is not None
         assert count_text(text) == 7 == s.usage.completion_tokens
     assert_stopped_early(replica.wait(run), 3000)
+
+
+def test_the_chat_command_stops_where_told(replica: Replica) -> None:
+    import subprocess
+    import sys
+
+    def chat(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "qwen_gradio", "chat", "--space", replica.url, *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+    run = replica.next_run()
+    done = chat("--stop", "t5 ", "--stop", "never", "--json", "/long 3000")
+    assert done.returncode == 0, done.stderr
+    last = json.loads(done.stdout.splitlines()[-1])
+    assert (last["text"], last["finish_reason"]) == ("t0 t1 t2 t3 t4 ", "stop")
+    assert_stopped_early(replica.wait(run), 3000)
+    refused = chat(*[f"--stop={s}" for s in "abcde"], "hi")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and "up to 4" in refused.stderr
+
+
+def test_the_docs_python_tool_round(tmp_path: Path) -> None:
+    """docs/tools.md's first example, as written, against the replica (which calls a declared
+    tool that a question names, as Qwen2.5 does)."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, shared_replica
+    from .docs import example
+
+    script = tmp_path / "example.py"
+    script.write_text(example("docs/tools.md", "with QwenClient() as client:"))
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "QWEN_GRADIO_SPACE": shared_replica("gradio6").url,
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == "The tools said: 18 °C and sunny in Paris\n"
+
+
+# -- structured output ---------------------------------------------------------------------------
+
+CITY = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "city",
+        "schema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+            "required": ["name", "population"],
+        },
+    },
+}
+
+
+def test_a_fenced_json_reply_is_unfenced_however_it_is_split() -> None:
+    from qwen_gradio._core.shape import check_response_format
+
+    shape = ReplyShape(json=check_response_format(CITY))
+    reply = '  ```json\n{"name": "Paris", "population": 2100000}\n```\nHope this helps!'
+    seen = set()
+    for i in range(len(reply) + 1):
+        for j in range(i, len(reply) + 1):
+            shaper = Shaper(shape)
+            out = []
+            for piece in (reply[:i], reply[i:j], reply[j:]):
+                out += shaper.feed(piece)
+            out += [] if shaper.done else shaper.finish()
+            seen.add(("".join(p for p in out if isinstance(p, str)), shaper.invalid))
+    assert seen == {('{"name": "Paris", "population": 2100000}', None)}
+
+
+@pytest.mark.parametrize(
+    ("reply", "why"),
+    [
+        ("Paris has 2.1 million people.", "not JSON"),
+        ("[1, 2]", "not an object"),
+        ('{"name": "Paris", "population": "many"}', "at population: 'many' is not of type"),
+        ('{"name": "Paris"}', "'population' is a required property"),
+    ],
+)
+def test_a_reply_that_is_not_the_json_asked_for_says_why(reply: str, why: str) -> None:
+    from qwen_gradio._core.shape import check_response_format
+
+    shaper = Shaper(ReplyShape(json=check_response_format(CITY)))
+    shaper.feed(reply)
+    shaper.finish()
+    assert shaper.invalid is not None and why in shaper.invalid
+
+
+def test_a_bad_response_format_is_refused_before_any_request() -> None:
+    from qwen_gradio._core.shape import check_response_format
+
+    with pytest.raises(InvalidMessagesError, match="json_object"):
+        check_response_format({"type": "yaml"})
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "thing"}}}
+    with pytest.raises(InvalidMessagesError, match="not a valid JSON schema"):
+        check_response_format(bad)
+
+
+def test_structured_output_through_the_client(replica: Replica) -> None:
+    from qwen_gradio import InvalidReplyError, QwenClient
+
+    with QwenClient(replica.url) as client:
+        whole = client.chat("Tell me about Paris, 2100000 people", response_format=CITY)
+        assert json.loads(whole) == {"name": "Paris", "population": 2100000}
+        fenced = client.chat("Tell me about Rome, fenced", response_format=CITY)
+        assert json.loads(fenced) == {"name": "Rome", "population": 1}
+        asked = client.chat("Anything", response_format={"type": "json_object"})
+        assert json.loads(asked) == {"answer": "Anything"}
+        run = replica.next_run()
+        with pytest.raises(InvalidReplyError, match="does not follow the schema 'city'"):
+            client.chat("Tell me about Oslo, broken", response_format=CITY)
+        assert len(replica.runs()) - run == 2  # a whole reply is asked once more
+        with client.stream("Oslo broken", response_format=CITY) as stream:
+            with pytest.raises(InvalidReplyError) as caught:
+                stream.until_done()
+            assert caught.value.partial_text == stream.text != ""  # the text stays readable

@@ -22,7 +22,7 @@ from .._core.messages import Conversation
 from .._core.reply import HandedOut, QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
 from .._core.shape import ReplyShape, Shaper
 from .._core.tools import ToolCall
-from ..errors import StreamClosedError
+from ..errors import InvalidReplyError, StreamClosedError
 from ..tokens import Usage, count_text, first_tokens, usage_of
 from .bridge import CLOSED, END, LoopThread, Pump
 from .cancels import CANCEL_TIMEOUT
@@ -126,6 +126,7 @@ class AsyncStream(_ReplyView):
         self._ready: deque[StreamEvent] = deque()
         self._cut = False  # the Shaper ended the reply: the job is cancelled
         self._visible = ""  # the text handed out or ready to be
+        self._failure: InvalidReplyError | None = None  # the reply is not the JSON asked for
 
     def _seen(self) -> ReplyState | HandedOut:
         return self._shaped if self._shaped is not None else self._job.state
@@ -151,6 +152,8 @@ class AsyncStream(_ReplyView):
         if self._shaper is None:
             return await self._job_event()
         while not self._ready:
+            if self._failure is not None:  # after the text it came with
+                raise self._failure
             if self._cut:
                 raise StopAsyncIteration
             self._ready.extend(self._shaped_events(await self._job_event()))
@@ -183,7 +186,10 @@ class AsyncStream(_ReplyView):
                 events.append(TextDelta(piece, self._visible))
             else:
                 events.append(piece)
-        if shaper.done or isinstance(event, ReplyCompleted):
+        if shaper.invalid is not None:
+            self._cut = shaper.done
+            self._failure = InvalidReplyError(shaper.invalid, partial_text=self._visible)
+        elif shaper.done or isinstance(event, ReplyCompleted):
             self._cut = shaper.done
             usage = usage_of(self._job.conversation, shaper.raw)
             calls = tuple(shaper.calls)

@@ -11,10 +11,16 @@ what its usage counts. I/O-free; the token limit counts with the functions it is
   held back until the next delta says (never shown, never lost).
 - ``max_tokens``: the reply is counted in Qwen's tokens as it streams and cut at exactly the
   limit.
+- ``response_format`` (``json_object``, ``json_schema``): asked of the model after the system
+  prompt (``JsonFormat.instruction``); a code fence around the reply is taken off as it streams;
+  at the end ``invalid`` says why the text is not a JSON object (or does not follow the schema,
+  checked with ``jsonschema``), None when it is.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict, Unpack
@@ -36,6 +42,81 @@ class ReplyArguments(TypedDict, total=False):
     parallel_tool_calls: bool | None  # False: at most one call (asked in words)
     stop: str | Sequence[str] | None  # up to 4 sequences
     max_tokens: int | None  # the reply's limit in Qwen's tokens
+    response_format: Mapping[str, Any] | None  # {"type": "json_object"}, json_schema, text
+
+
+FENCE = "```"
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """A reply asked to be a JSON object (``schema`` None) or one that follows ``schema``."""
+
+    schema: Mapping[str, Any] | None = None
+    name: str = ""
+
+    def instruction(self) -> str:
+        """What the system prompt asks, after the rest of it."""
+        text = "\n\nAnswer with one JSON object and nothing else: no text before or after it."
+        if self.schema is not None:
+            schema = json.dumps(self.schema, ensure_ascii=False)
+            text += f" It must follow this JSON schema:\n{schema}"
+        return text
+
+    def problem(self, text: str) -> str | None:
+        """Why ``text`` is not the JSON asked for; None when it is."""
+        try:
+            value = json.loads(text)
+        except ValueError as error:
+            return f"the reply is not JSON ({error})"
+        if not isinstance(value, dict):
+            return "the reply is JSON but not an object"
+        if self.schema is None:
+            return None
+        import jsonschema  # the schema extra
+
+        found = jsonschema.validators.validator_for(self.schema)(self.schema).iter_errors(value)
+        errors = sorted(found, key=lambda e: list(e.absolute_path))
+        if not errors:
+            return None
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "the object"
+        return (
+            f"the reply does not follow the schema {self.name!r}: at {where}: {errors[0].message}"
+        )
+
+
+def check_response_format(value: Any) -> JsonFormat | None:
+    """OpenAI's ``response_format`` as a JsonFormat (None for text), its schema checked."""
+    if value is None:
+        return None
+
+    def invalid(message: str) -> InvalidArgumentError:
+        return InvalidArgumentError(message, param="response_format")
+
+    kind = value.get("type") if isinstance(value, Mapping) else None
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return JsonFormat()
+    if kind != "json_schema":
+        raise invalid("response_format must be of type 'text', 'json_object' or 'json_schema'")
+    spec = value.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(schema, Mapping):
+        raise invalid("response_format's json_schema needs a 'schema' object")
+    try:
+        import jsonschema
+    except ImportError:
+        raise invalid(
+            "json_schema needs the schema extra: pip install 'qwen-gradio[schema]'"
+        ) from None
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(dict(schema))
+    except jsonschema.SchemaError as error:
+        raise invalid(
+            f"response_format's schema is not a valid JSON schema: {error.message}"
+        ) from None
+    return JsonFormat(schema, str(spec.get("name") or "schema"))
 
 
 def check_max_tokens(value: Any) -> int | None:
@@ -60,7 +141,11 @@ def shaped_request(
         raise InvalidArgumentError(message, param="parallel_tool_calls")
     conversation = to_conversation(messages, system, tools, choice, parallel)
     stop, limit = check_stop(asked.get("stop")), check_max_tokens(asked.get("max_tokens"))
-    return conversation, ReplyShape(tools, stop, limit, choice)
+    json_format = check_response_format(asked.get("response_format"))
+    if json_format is not None:
+        system_prompt = conversation.system + json_format.instruction()
+        conversation = dataclasses.replace(conversation, system=system_prompt)
+    return conversation, ReplyShape(tools, stop, limit, choice, json_format)
 
 
 def check_stop(stop: Any) -> tuple[str, ...]:
@@ -87,12 +172,14 @@ class ReplyShape:
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
     tool_choice: str | None = field(default=None, compare=False)
+    json: JsonFormat | None = None
 
     @property
     def active(self) -> bool:
         """Whether the reply needs shaping (else its text goes out as the Space sends it)."""
         calls = bool(self.tools) and self.tool_choice != "none"
-        return calls or bool(self.stop) or self.max_tokens is not None
+        asked = bool(self.stop) or self.max_tokens is not None or self.json is not None
+        return calls or asked
 
 
 def _partial(text: str, sequences: Sequence[str]) -> int:
@@ -119,7 +206,11 @@ class Shaper:
         self.raw = ""  # the Space's text kept (up to a cut)
         self.done = False
         self.finish_reason = "stop"
+        self.shown = ""  # the text handed out
+        self.invalid: str | None = None  # why the reply is not the JSON asked for
         self._held = ""  # may begin a stop sequence
+        self._stops = shape.stop
+        self._lead: str | None = "" if shape.json is not None else None  # a JSON reply's start
         self._count, self._cut = count, cut
         calls = shape.tools if shape.tool_choice != "none" else ()
         self._parser = ToolCallParser(calls) if calls else None
@@ -132,9 +223,9 @@ class Shaper:
         """The pieces ``delta`` (new text from the Space) brings."""
         if self.done:
             return []
-        text = self._held + delta
+        text = self._held + self._unfenced(delta)
         self._held = ""
-        stop = self.shape.stop
+        stop = self._stops
         if stop:
             found = [i for i in (text.find(s) for s in stop) if i >= 0]
             if found:
@@ -142,15 +233,25 @@ class Shaper:
             else:
                 keep = _partial(text, stop)
                 text, self._held = text[: len(text) - keep], text[len(text) - keep :]
+        if self.shape.json is not None:  # trailing whitespace: held back
+            kept = text.rstrip()
+            text, self._held = kept, text[len(kept) :] + self._held
         text = self._limited(text)
-        pieces = self._parser.feed(text) if self._parser is not None else [text]
+        pieces: list[str | ToolCall] = [text]
+        if self._parser is not None:
+            pieces = self._parser.feed(text)
+        shown = self._shown(pieces)
         if self.done:
-            pieces += self.finish()
-        return [p for p in pieces if p != ""]
+            shown += self.finish()
+        return shown
 
     def finish(self) -> list[str | ToolCall]:
         """What is left once the reply has ended (or been cut)."""
-        held, self._held = self._limited(self._held), ""
+        lead, self._lead = self._lead or "", None
+        held, self._held = lead + self._held, ""
+        if self.shape.json is not None:  # a JSON reply ends where its JSON does
+            held = held.rstrip()
+        held = self._limited(held)
         pieces: list[str | ToolCall] = []
         if self._parser is not None:
             pieces = self._parser.feed(held) + self._parser.finish()
@@ -158,7 +259,34 @@ class Shaper:
             pieces = [held]
         if self.calls and self.finish_reason != "length":
             self.finish_reason = "tool_calls"
-        return [p for p in pieces if p != ""]
+        shown = self._shown(pieces)
+        if self.shape.json is not None and not self.calls:
+            self.invalid = self.shape.json.problem(self.shown.strip())
+        return shown
+
+    def _shown(self, pieces: list[str | ToolCall]) -> list[str | ToolCall]:
+        kept = [p for p in pieces if p != ""]
+        self.shown += "".join(p for p in kept if isinstance(p, str))
+        return kept
+
+    def _unfenced(self, text: str) -> str:
+        """A JSON reply's text without the code fence a model may put around it: the fence's
+        first line is dropped (held back until it is known), its closing one ends the reply."""
+        if self._lead is None:
+            return text
+        lead = (self._lead + text).lstrip()
+        if not lead or (len(lead) < len(FENCE) and FENCE.startswith(lead)):
+            self._lead = lead
+            return ""
+        if not lead.startswith(FENCE):
+            self._lead = None
+            return lead
+        line_end = lead.find("\n")
+        if line_end < 0:
+            self._lead = lead
+            return ""
+        self._lead, self._stops = None, (*self._stops, FENCE)
+        return lead[line_end + 1 :]
 
     def _limited(self, text: str) -> str:
         """``text`` added to ``raw``, cut at the token limit (then ``done``, "length")."""

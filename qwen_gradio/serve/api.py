@@ -285,7 +285,8 @@ class Api:
                     request,
                     stream,
                     self.drain,
-                    lambda text: completion(stream, reply_id, created, chat.model, text),
+                    lambda s, text: completion(s, reply_id, created, chat.model, text),
+                    lambda: self.stream_of(chat.messages, chat.options, asked=chat.asked()),
                 )
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             render = ChatChunks(stream, reply_id, created, chat.model, include_usage)
@@ -308,13 +309,16 @@ class Api:
                         reply["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
                     self.store.keep(writer.id, [*messages, reply])
 
-            def completed(text: str) -> dict[str, Any]:
+            def completed(stream: AsyncStream, text: str) -> dict[str, Any]:
                 remember(stream)
                 reason = stream.finish_reason
                 return writer.whole(text, stream.tool_calls, stream.usage, reason)
 
+            def again() -> AsyncStream:
+                return self.stream_of(messages, asked.options, asked.instructions, asked.asked())
+
             if not asked.stream:
-                return await whole(request, stream, self.drain, completed)
+                return await whole(request, stream, self.drain, completed, again)
             render = ResponseEvents(stream, writer, remember)
             return streamed_response(
                 stream, render, self.options.keepalive, self.drain, slot.hand_over()

@@ -20,7 +20,7 @@ from .._client.bridge import END, Pump
 from .._client.streams import AsyncStream
 from .._core.reply import QueueStatus, ReplyCompleted, Retrying, StreamEvent, TextDelta
 from .._core.tools import ToolCall
-from ..errors import QwenGradioError
+from ..errors import InvalidReplyError, QwenGradioError
 from .deployment import Drain
 from .responses import ResponseWriter
 from .schema import ApiError, api_error
@@ -64,10 +64,31 @@ async def whole(
     request: Request,
     stream: AsyncStream,
     drain: Drain,
-    body_of: Callable[[str], dict[str, Any]],
+    body_of: Callable[[AsyncStream, str], dict[str, Any]],
+    again: Callable[[], AsyncStream] | None = None,
 ) -> Response:
     """Read the whole reply (the job cancelled if the client goes away or the server stops);
-    the response is ``body_of(text)``."""
+    the response is ``body_of(stream, text)``. A reply that is not the JSON asked for is asked
+    once more, with ``again()``'s stream."""
+    response = await _whole(request, stream, drain, body_of)
+    if again is not None and isinstance(response, InvalidReply):
+        response = await _whole(request, again(), drain, body_of)
+    return response.error if isinstance(response, InvalidReply) else response
+
+
+@dataclass
+class InvalidReply:
+    """A reply read whole that is not the JSON asked for: its error response."""
+
+    error: Response
+
+
+async def _whole(
+    request: Request,
+    stream: AsyncStream,
+    drain: Drain,
+    body_of: Callable[[AsyncStream, str], dict[str, Any]],
+) -> Response | InvalidReply:
     reply = asyncio.ensure_future(stream.until_done())
     gone = asyncio.ensure_future(_disconnected(request))
     stopping = asyncio.ensure_future(drain.event().wait())
@@ -82,13 +103,14 @@ async def whole(
         try:
             text = reply.result()
         except QwenGradioError as error:
-            return api_error(error).response(request.state.request_id)
+            failed = api_error(error).response(request.state.request_id)
+            return InvalidReply(failed) if isinstance(error, InvalidReplyError) else failed
     finally:
         for waiter in (gone, stopping):
             waiter.cancel()
         await asyncio.gather(gone, stopping, return_exceptions=True)
         await stream.aclose()
-    return JSONResponse(body_of(text), headers={SPACE_HEADER: stream.space or ""})
+    return JSONResponse(body_of(stream, text), headers={SPACE_HEADER: stream.space or ""})
 
 
 def completion(stream: AsyncStream, reply_id: str, created: int, model: str, text: str) -> Any:

@@ -68,6 +68,9 @@ class ResponseRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = (
+        None  # {"format": {"type": "text" | "json_object" | "json_schema"}}
+    )
     metadata: dict[str, str] | None = None
     user: str | None = None
     options: dict[str, Any] | None = None  # qwen_gradio's own, as for chat completions
@@ -82,7 +85,16 @@ class ResponseRequest(BaseModel):
             tool_choice=choice,
             parallel_tool_calls=self.parallel_tool_calls,
             max_tokens=self.max_output_tokens,
+            response_format=_chat_format((self.text or {}).get("format")),
         )
+
+
+def _chat_format(given: Any) -> dict[str, Any] | None:
+    """The Responses API's ``text.format`` (flat) as chat completions' ``response_format``."""
+    if not isinstance(given, dict) or given.get("type") != "json_schema":
+        return given if isinstance(given, dict) else None
+    spec = {k: given[k] for k in ("name", "schema", "strict") if k in given}
+    return {"type": "json_schema", "json_schema": spec}
 
 
 def _chat_tool(tool: dict[str, Any], index: int) -> dict[str, Any]:
@@ -272,7 +284,7 @@ class ResponseWriter:
             "max_output_tokens": request.max_output_tokens,
             "metadata": request.metadata or {},
             "store": request.store,
-            "text": {"format": {"type": "text"}},
+            "text": request.text or {"format": {"type": "text"}},
             "usage": usage_object(usage),
         }
 

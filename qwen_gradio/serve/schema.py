@@ -129,6 +129,9 @@ class ChatCompletionRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
+    response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     seed: int | None = None
@@ -145,6 +148,7 @@ class ChatCompletionRequest(BaseModel):
             parallel_tool_calls=self.parallel_tool_calls,
             stop=self.stop,
             max_tokens=self.max_completion_tokens or self.max_tokens,
+            response_format=self.response_format,
         )
 
 
@@ -237,5 +241,7 @@ def chat_request(body: bytes) -> ChatCompletionRequest:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as invalid:
         raise validation_error(invalid) from None
+    if request.logprobs or request.top_logprobs:
+        raise ApiError(400, "the Space gives no log probabilities", param="logprobs")
     check_model(request.model)
     return request
