@@ -219,7 +219,10 @@ def test_structured_output_in_the_responses_api(server: str) -> None:
     )
     assert json.loads(response.output_text) == {"name": "Porto"}
     assert response.text.format.type == "json_schema"  # type: ignore[union-attr]
-    with pytest.raises(openai.BadRequestError):
-        client(server).chat.completions.create(
-            model=MODEL, messages=[{"role": "user", "content": "x"}], logprobs=True
-        )
+    for refused in ({"logprobs": True}, {"modalities": ["text", "audio"]}):
+        with pytest.raises(openai.BadRequestError):
+            client(server).chat.completions.create(
+                model=MODEL,
+                messages=[{"role": "user", "content": "x"}],
+                **refused,  # type: ignore[arg-type]
+            )

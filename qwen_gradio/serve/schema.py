@@ -243,5 +243,8 @@ def chat_request(body: bytes) -> ChatCompletionRequest:
         raise validation_error(invalid) from None
     if request.logprobs or request.top_logprobs:
         raise ApiError(400, "the Space gives no log probabilities", param="logprobs")
+    modalities = data.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise ApiError(400, "the Space answers in text only", param="modalities")
     check_model(request.model)
     return request
