@@ -120,7 +120,7 @@ def test_models_and_health(server: str) -> None:
         ({"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}, 404, "gpt-9"),
         ({"model": "qwen-2.5-max", "messages": []}, 400, "empty"),
         ({"model": "qwen-2.5-max", "messages": [{"role": "robot", "content": "x"}]}, 400, "robot"),
-        ({"model": "qwen-2.5-max", "messages": "hi", "n": 2}, 400, "'n' must be 1"),
+        ({"model": "qwen-2.5-max", "messages": "hi", "n": 2, "stream": True}, 400, "'n' above 1"),
         ({"model": "qwen-2.5-max", "messages": "hi", "tools": [{"x": 1}]}, 400, "tools[0] needs"),
         (
             {

@@ -226,3 +226,28 @@ def test_structured_output_in_the_responses_api(server: str) -> None:
                 messages=[{"role": "user", "content": "x"}],
                 **refused,  # type: ignore[arg-type]
             )
+
+
+def test_n_replies_at_once_as_choices_with_their_usage_summed(server: str, space: Replica) -> None:
+    run = space.next_run()
+    reply = client(server).chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "/echo one of three"}], n=3
+    )
+    assert [c.index for c in reply.choices] == [0, 1, 2]
+    assert {c.message.content for c in reply.choices} == {"one of three"}
+    assert reply.usage is not None
+    each = (
+        client(server)
+        .chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "/echo one of three"}]
+        )
+        .usage
+    )
+    assert each is not None
+    assert reply.usage.completion_tokens == 3 * each.completion_tokens
+    assert reply.usage.prompt_tokens == each.prompt_tokens
+    assert [r["query"] for r in space.runs()[run : run + 3]] == ["/echo one of three"] * 3
+    with pytest.raises(openai.BadRequestError):
+        client(server).chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "x"}], n=9
+        )

@@ -151,6 +151,24 @@ class ReplySlots:
             if not slot.handed_over:
                 slot.release()
 
+    @contextmanager
+    def more(self, count: int) -> Iterator[None]:
+        """``count`` more places, for a request's extra replies (``n``), freed on leaving;
+        503 when there are not that many free."""
+        if count and self.count + count > self.limit:
+            raise ApiError(
+                503,
+                f"this server cannot answer {count + 1} replies at once now; try again shortly",
+                "server_error",
+                code="server_overloaded",
+                headers={"Retry-After": "1"},
+            )
+        self.count += count
+        try:
+            yield
+        finally:
+            self.count -= count
+
 
 class Slot:
     """One reply's place among the replies in flight."""
@@ -278,16 +296,25 @@ class Api:
     async def chat_completions(self, request: Request) -> Response:
         with self.replies.slot() as slot:
             chat = chat_request(await read_body(request, self.options.max_body))
-            stream = self.stream_of(chat.messages, chat.options, asked=chat.asked())
             reply_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
             if not chat.stream:
-                return await whole(
-                    request,
-                    stream,
-                    self.drain,
-                    lambda s, text: completion(s, reply_id, created, chat.model, text),
-                    lambda: self.stream_of(chat.messages, chat.options, asked=chat.asked()),
-                )
+                n = chat.n or 1
+                with self.replies.more(n - 1):  # n replies at once: n places
+
+                    def streams() -> list[AsyncStream]:
+                        return [
+                            self.stream_of(chat.messages, chat.options, asked=chat.asked())
+                            for _ in range(n)
+                        ]
+
+                    return await whole(
+                        request,
+                        streams(),
+                        self.drain,
+                        lambda s, texts: completion(s, reply_id, created, chat.model, texts),
+                        streams,
+                    )
+            stream = self.stream_of(chat.messages, chat.options, asked=chat.asked())
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             render = ChatChunks(stream, reply_id, created, chat.model, include_usage)
             return await streamed(
@@ -309,16 +336,17 @@ class Api:
                         reply["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
                     self.store.keep(writer.id, [*messages, reply])
 
-            def completed(stream: AsyncStream, text: str) -> dict[str, Any]:
+            def completed(streams: list[AsyncStream], texts: list[str]) -> dict[str, Any]:
+                (stream,), (text,) = streams, texts
                 remember(stream)
                 reason = stream.finish_reason
                 return writer.whole(text, stream.tool_calls, stream.usage, reason)
 
-            def again() -> AsyncStream:
-                return self.stream_of(messages, asked.options, asked.instructions, asked.asked())
+            def again() -> list[AsyncStream]:
+                return [self.stream_of(messages, asked.options, asked.instructions, asked.asked())]
 
             if not asked.stream:
-                return await whole(request, stream, self.drain, completed, again)
+                return await whole(request, [stream], self.drain, completed, again)
             render = ResponseEvents(stream, writer, remember)
             return streamed_response(
                 stream, render, self.options.keepalive, self.drain, slot.hand_over()

@@ -60,17 +60,20 @@ async def _disconnected(request: Request) -> None:
         pass
 
 
+Streams = list[AsyncStream]  # the replies of one request (``n`` of them)
+
+
 async def whole(
     request: Request,
-    stream: AsyncStream,
+    streams: Streams,
     drain: Drain,
-    body_of: Callable[[AsyncStream, str], dict[str, Any]],
-    again: Callable[[], AsyncStream] | None = None,
+    body_of: Callable[[Streams, list[str]], dict[str, Any]],
+    again: Callable[[], Streams] | None = None,
 ) -> Response:
-    """Read the whole reply (the job cancelled if the client goes away or the server stops);
-    the response is ``body_of(stream, text)``. A reply that is not the JSON asked for is asked
-    once more, with ``again()``'s stream."""
-    response = await _whole(request, stream, drain, body_of)
+    """Read the whole replies, at once (their jobs cancelled if the client goes away or the
+    server stops, or one fails); the response is ``body_of(streams, texts)``. Replies that are
+    not the JSON asked for are asked once more, with ``again()``'s streams."""
+    response = await _whole(request, streams, drain, body_of)
     if again is not None and isinstance(response, InvalidReply):
         response = await _whole(request, again(), drain, body_of)
     return response.error if isinstance(response, InvalidReply) else response
@@ -85,23 +88,24 @@ class InvalidReply:
 
 async def _whole(
     request: Request,
-    stream: AsyncStream,
+    streams: Streams,
     drain: Drain,
-    body_of: Callable[[AsyncStream, str], dict[str, Any]],
+    body_of: Callable[[Streams, list[str]], dict[str, Any]],
 ) -> Response | InvalidReply:
-    reply = asyncio.ensure_future(stream.until_done())
+    replies: asyncio.Future[list[str]] = asyncio.ensure_future(_texts(streams))
     gone = asyncio.ensure_future(_disconnected(request))
     stopping = asyncio.ensure_future(drain.event().wait())
     try:
-        await asyncio.wait({reply, gone, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not reply.done():  # the client went away, or the server stops: cancel the job
-            reply.cancel()
-            await asyncio.gather(reply, return_exceptions=True)  # before the stream closes
+        waited: set[asyncio.Future[Any]] = {replies, gone, stopping}
+        await asyncio.wait(waited, return_when=asyncio.FIRST_COMPLETED)
+        if not replies.done():  # the client went away, or the server stops: cancel the jobs
+            replies.cancel()
+            await asyncio.gather(replies, return_exceptions=True)  # before the streams close
             if stopping.done():
                 return SHUTTING_DOWN.response(request.state.request_id)
             return Response(status_code=499)
         try:
-            text = reply.result()
+            texts = list(replies.result())
         except QwenGradioError as error:
             failed = api_error(error).response(request.state.request_id)
             return InvalidReply(failed) if isinstance(error, InvalidReplyError) else failed
@@ -109,27 +113,47 @@ async def _whole(
         for waiter in (gone, stopping):
             waiter.cancel()
         await asyncio.gather(gone, stopping, return_exceptions=True)
-        await stream.aclose()
-    return JSONResponse(body_of(stream, text), headers={SPACE_HEADER: stream.space or ""})
+        await asyncio.gather(*(s.aclose() for s in streams))  # the others' jobs, if one failed
+    spaces = ", ".join(dict.fromkeys(s.space or "" for s in streams))
+    return JSONResponse(body_of(streams, texts), headers={SPACE_HEADER: spaces})
 
 
-def completion(stream: AsyncStream, reply_id: str, created: int, model: str, text: str) -> Any:
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if stream.tool_calls:  # OpenAI's shape: no text is null
-        message["content"] = text or None
-        message["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
-    reason = stream.finish_reason or "stop"
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": reason}
+async def _texts(streams: Streams) -> list[str]:
+    return list(await asyncio.gather(*(s.until_done() for s in streams)))
+
+
+def completion(
+    streams: Streams, reply_id: str, created: int, model: str, texts: list[str]
+) -> dict[str, Any]:
+    """The ``chat.completion`` of ``n`` replies: a choice each, their usage summed (the prompt
+    counted once, as OpenAI counts it)."""
+    choices = [_choice(k, s, text) for k, (s, text) in enumerate(zip(streams, texts, strict=True))]
     body: dict[str, Any] = {
         "id": reply_id,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [choice],
+        "choices": choices,
     }
-    if stream.usage is not None:  # counted with Qwen's tokenizer (the serve extra brings it)
-        body["usage"] = stream.usage.as_dict()
+    usages = [s.usage for s in streams if s.usage is not None]
+    if len(usages) == len(streams):  # counted with Qwen's tokenizer (the serve extra)
+        completion_tokens = sum(u.completion_tokens for u in usages)
+        prompt_tokens = usages[0].prompt_tokens
+        body["usage"] = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
     return body
+
+
+def _choice(index: int, stream: AsyncStream, text: str) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    if stream.tool_calls:  # OpenAI's shape: no text is null
+        message["content"] = text or None
+        message["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
+    reason = stream.finish_reason or "stop"
+    return {"index": index, "message": message, "logprobs": None, "finish_reason": reason}
 
 
 class _Pumped:

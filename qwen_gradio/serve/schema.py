@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -35,6 +35,7 @@ __all__ = [
     "validation_error",
 ]
 
+MAX_N = 8  # choices of one request (n jobs at once)
 MAX_BODY = 4 * 1024 * 1024  # bytes: far above a full context window of text, as JSON
 #: Request fields that change what a reply is and that the Space cannot honour: refused (400).
 REFUSED_CHAT_FIELDS = ("functions", "function_call", "audio", "prediction")
@@ -120,7 +121,7 @@ class ChatCompletionRequest(BaseModel):
     messages: str | list[dict[str, Any]]  # a prompt string is qwen_gradio's own shortcut
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] | None = None
+    n: int | None = Field(default=None, ge=1, le=MAX_N)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
@@ -198,8 +199,6 @@ def _message(errors: list[dict[str, Any]], param: str) -> str:
         expected = " or ".join(dict.fromkeys(_EXPECTED[kind] for kind in kinds))
         got = _JSON_TYPES.get(type(errors[0].get("input")), "something else")
         return f"Invalid type for '{param}': expected {expected}, but got {got} instead."
-    if kinds[0] == "literal_error" and param == "n":
-        return "'n' must be 1: the Space gives one reply per job"
     return f"Invalid value for '{param}': {errors[0]['msg']}."
 
 
@@ -241,6 +240,8 @@ def chat_request(body: bytes) -> ChatCompletionRequest:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as invalid:
         raise validation_error(invalid) from None
+    if (request.n or 1) > 1 and request.stream:
+        raise ApiError(400, "'n' above 1 is for whole replies: stream one at a time", param="n")
     if request.logprobs or request.top_logprobs:
         raise ApiError(400, "the Space gives no log probabilities", param="logprobs")
     modalities = data.get("modalities")
