@@ -27,17 +27,22 @@ query that starts with a directive scripts the reply::
                           of CALLS (JSON: [[name, arguments], ...]), streamed 3 characters at a
                           time (tags straddle deltas); only when the system prompt declares tools
 
-With tools declared in the system prompt (Qwen2.5's "# Tools" section), a plain query that
-holds the words of a tool's name (``get_weather``: "weather") calls that tool, as Qwen2.5 would:
-each required string parameter set to the query's last capitalized word ("Paris"). A query of
-``<tool_response>`` blocks (a tool round's results) is answered "The tools said: " and the
-results, joined by "; ". With a JSON answer asked (``response_format``: the system prompt's
-"Answer with one JSON object"), a plain query is answered with one: ``{"answer": QUERY}``, or
-with a schema an object that follows it (each string the query's last capitalized word, each
-integer the query's first number, else 1); a query that says "fenced" gets it in a code fence,
-one that says "broken" gets JSON that does not follow the schema.
+With tools declared in the system prompt (Qwen2.5's "# Tools" section), a plain query that holds
+the words of a tool's name (``get_weather``: "weather") calls that tool, as Qwen2.5 would, its
+arguments made from its schema (each string the query's last capitalized word, "Paris"; each
+integer the query's first number); so does a tool named by ``tool_choice``, and the first tool
+when one is required. A query of ``<tool_response>`` blocks (a tool round's results) is answered
+"The tools said: " and the results, joined by "; " (as a call of ``final_answer``, when an agent
+declares one; smolagents' "Observation:" turn too). With a JSON answer asked
+(``response_format``: the system prompt's "Answer with one JSON object"), a plain query is
+answered with one: ``{"answer": QUERY}``, or with a schema an object that follows it (each
+string the query's last capitalized word, each integer the query's first number, else 1); a
+query that says "fenced" gets it in a code fence, one that says "broken" gets JSON that does not
+follow the schema.
 
-Anything else gets a friendly echo. Besides the Space's own API the server answers
+A directive may also begin a later line of the query (after an agent framework's own words,
+such as smolagents' "New task:"). Anything else gets a friendly echo. Besides the Space's own
+API the server answers
 ``GET /replica/runs`` (what each chat call received and how it ended), ``GET
 /replica/started?run=K&timeout=S`` (blocks until run K has started), ``GET
 /replica/wait?run=K&timeout=S`` (blocks until run K has ended), ``POST /replica/release`` and
@@ -164,25 +169,43 @@ def _calls_reply(arg: str, system: str) -> str:
 
 
 def _called(query: str, system: str) -> str:
-    """The call of a declared tool that ``query`` asks for by its name's words, if any."""
+    """The tool call Qwen2.5 would make for ``query`` (see the module's docstring), if any."""
     declared = re.search(r"<tools>\n(.*?)\n</tools>", system, re.DOTALL)
     if not declared:
         return ""
-    words = set(re.findall(r"[a-z0-9]+", query.lower()))
-    names = re.findall(r"\b[A-Z][\w-]*", query)
+    tools = []
     for line in declared.group(1).splitlines():
-        function = json.loads(line).get("function", {})
-        wanted = [w for w in function.get("name", "").lower().split("_") if w not in ("get", "the")]
-        if wanted and all(w in words for w in wanted):
-            schema = function.get("parameters") or {}
-            required = schema.get("required") or list(schema.get("properties", {}))
-            kinds = {k: v.get("type") for k, v in schema.get("properties", {}).items()}
-            arguments = {
-                k: names[-1] if names else "" for k in required if kinds.get(k) == "string"
-            }
-            call = json.dumps({"name": function["name"], "arguments": arguments})
-            return f"<tool_call>\n{call}\n</tool_call>"
-    return ""
+        spec = json.loads(line)
+        tools.append(spec.get("function", spec))
+    said = re.findall(r"<tool_response>\n(.*?)\n</tool_response>", query, re.DOTALL)
+    if query.startswith("Observation:\n"):  # smolagents hands results back in these words
+        said = [query.split("\n", 1)[1]]
+    if said:  # a tool round's results: an agent's final answer, if it has a tool for one
+        final = [tool for tool in tools if tool.get("name") == "final_answer"]
+        answer = {"answer": "The tools said: " + "; ".join(said)}
+        return _call_text(final[0]["name"], answer) if final else ""
+    named = re.search(r"In this reply, call the function (\S+)\.", system)
+    words = set(re.findall(r"[a-z0-9]+", query.lower()))
+
+    def asked(tool: dict[str, Any]) -> bool:
+        if named:
+            return bool(tool.get("name") == named.group(1))
+        wanted = [w for w in tool.get("name", "").lower().split("_") if w not in ("get", "the")]
+        return bool(wanted) and all(w in words for w in wanted)
+
+    chosen = [tool for tool in tools if asked(tool)]
+    if not chosen and "call one or more of these functions" in system:
+        chosen = tools[:1]
+    if not chosen:
+        return ""
+    schema = chosen[0].get("parameters") or {"type": "object"}
+    if isinstance(schema, list):  # Qwen-Agent's older form: a list of parameters
+        schema = {"type": "object", "properties": {p["name"]: p for p in schema}}
+    return _call_text(chosen[0]["name"], _example(schema, schema, query))
+
+
+def _call_text(name: str, arguments: Any) -> str:
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def _json_answer(query: str, system: str) -> str:
@@ -254,6 +277,8 @@ def script_for(
     history: list[list[str | None]],
     options: dict[str, Any] | None = None,
 ) -> Script:
+    if not query.startswith("/") and "\n/" in query:  # a directive after a framework's own words
+        query = query[query.index("\n/") + 1 :]
     command, _, arg = query.partition(" ")
 
     def cumulative(tokens: Iterable[str]) -> Iterator[str]:
@@ -289,6 +314,9 @@ def script_for(
         return Script(cumulative(tokenize(arg)), lockstep=True)
     if command == "/calls":
         return Script(cumulative(_pieces(_calls_reply(arg, system), 3)))
+    called = _called(query, system)
+    if called:
+        return Script(cumulative(_pieces(called, 3)))
     if query.startswith("<tool_response>"):
         said = re.findall(r"<tool_response>\n(.*?)\n</tool_response>", query, re.DOTALL)
         return Script(cumulative(tokenize("The tools said: " + "; ".join(said))))
@@ -298,9 +326,9 @@ def script_for(
         count, _, message = arg.partition(" ")
         tokens = [f"w{k} " for k in range(1, int(count) + 1)]
         return Script(cumulative(tokens), error=message or "Something went wrong")
-    called = _called(query, system) or _json_answer(query, system)
-    if called:
-        return Script(cumulative(_pieces(called, 3)))
+    answer = _json_answer(query, system)
+    if answer:
+        return Script(cumulative(_pieces(answer, 3)))
     title = f"{TITLE} ({options['model_size']})" if options and "model_size" in options else TITLE
     reply = f"This is the offline replica of {title}. You said: {query}"
     return Script(cumulative(tokenize(reply)))
