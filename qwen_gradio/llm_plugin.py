@@ -11,6 +11,7 @@ tokenizer, when installed); a failure is an ``llm.ModelError`` with the Space's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
@@ -18,6 +19,8 @@ import llm
 from pydantic import ConfigDict, Field
 
 from ._client.streams import AsyncStream, Stream
+from ._core.reply import TextDelta
+from ._core.tools import ToolCall
 from .client import QwenClient, shared_client
 from .errors import QwenGradioError
 from .settings import Settings
@@ -53,19 +56,58 @@ def _space_options(options: QwenOptions) -> dict[str, Any]:
     return dict(options.model_extra or {})
 
 
-def _messages(prompt: Any) -> list[dict[str, str]]:
-    """The chain llm sends this turn (history included), as OpenAI-style messages."""
-    from llm.parts import TextPart
+def _messages(prompt: Any) -> list[dict[str, Any]]:
+    """The chain llm sends this turn (history, tool calls and results included), as OpenAI-style
+    messages."""
+    from llm.parts import TextPart, ToolCallPart, ToolResultPart
 
-    messages = []
+    messages: list[dict[str, Any]] = []
     for message in prompt.messages:
-        if message.role not in ("system", "user", "assistant"):
+        if message.role not in ("system", "user", "assistant", "tool"):
             raise llm.ModelError(f"qwen2.5-max takes no {message.role} messages")
+        if any(not isinstance(p, (TextPart, ToolCallPart, ToolResultPart)) for p in message.parts):
+            raise llm.ModelError("qwen2.5-max takes text and tools only (no attachments)")
+        for result in (p for p in message.parts if isinstance(p, ToolResultPart)):
+            content = result.output if result.exception is None else f"Error: {result.exception}"
+            messages.append(
+                {"role": "tool", "tool_call_id": result.tool_call_id, "content": content}
+            )
+        if message.role == "tool":
+            continue
         text = "".join(p.text for p in message.parts if isinstance(p, TextPart))
-        if any(not isinstance(p, TextPart) for p in message.parts):
-            raise llm.ModelError("qwen2.5-max takes text only (no attachments or tools)")
-        messages.append({"role": message.role, "content": text})
+        turn: dict[str, Any] = {"role": message.role, "content": text}
+        calls = [p for p in message.parts if isinstance(p, ToolCallPart)]
+        if calls:
+            turn["tool_calls"] = [_openai_call(call) for call in calls]
+        messages.append(turn)
     return messages
+
+
+def _openai_call(call: Any) -> dict[str, Any]:
+    function = {"name": call.name, "arguments": json.dumps(call.arguments)}
+    return {"id": call.tool_call_id, "type": "function", "function": function}
+
+
+def _tools(prompt: Any) -> list[dict[str, Any]] | None:
+    """llm's tools for this prompt, as OpenAI's function tools (None: no tools)."""
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description or "",
+                "parameters": tool.input_schema or {"type": "object", "properties": {}},
+            },
+        }
+        for tool in prompt.tools or []
+    ]
+    return tools or None
+
+
+def _called(response: Any, call: ToolCall) -> None:
+    """Hand one of the reply's tool calls to llm, which runs it."""
+    arguments = json.loads(call.arguments)
+    response.add_tool_call(llm.ToolCall(name=call.name, arguments=arguments, tool_call_id=call.id))
 
 
 def _record_usage(stream: Stream | AsyncStream, response: Any) -> None:
@@ -80,14 +122,20 @@ class QwenModel(llm.Model):
 
     model_id = MODEL_ID
     can_stream = True
+    supports_tools = True
     Options = QwenOptions  # type: ignore[assignment]  # llm's way: a subclass of Options
 
     def execute(self, prompt: Any, stream: bool, response: Any, conversation: Any) -> Iterator[str]:
         options = prompt.options
         try:
             client = _client(options)
-            with client.stream(_messages(prompt), options=_space_options(options)) as reply:
-                yield from reply
+            messages, space_options = _messages(prompt), _space_options(options)
+            with client.stream(messages, options=space_options, tools=_tools(prompt)) as reply:
+                for event in reply.events():
+                    if isinstance(event, TextDelta):
+                        yield event.delta
+                    elif isinstance(event, ToolCall):
+                        _called(response, event)
                 _record_usage(reply, response)
         except QwenGradioError as error:
             raise llm.ModelError(f"{type(error).__name__}: {error.message}") from error
@@ -98,6 +146,7 @@ class AsyncQwenModel(llm.AsyncModel):
 
     model_id = MODEL_ID
     can_stream = True
+    supports_tools = True
     Options = QwenOptions  # type: ignore[assignment]  # llm's way: a subclass of Options
 
     async def execute(
@@ -106,9 +155,15 @@ class AsyncQwenModel(llm.AsyncModel):
         options = prompt.options
         try:
             client = _client(options)
-            async with client.astream(_messages(prompt), options=_space_options(options)) as reply:
-                async for delta in reply:
-                    yield delta
+            messages, space_options = _messages(prompt), _space_options(options)
+            async with client.astream(
+                messages, options=space_options, tools=_tools(prompt)
+            ) as reply:
+                async for event in reply.events():
+                    if isinstance(event, TextDelta):
+                        yield event.delta
+                    elif isinstance(event, ToolCall):
+                        _called(response, event)
                 _record_usage(reply, response)
         except QwenGradioError as error:
             raise llm.ModelError(f"{type(error).__name__}: {error.message}") from error

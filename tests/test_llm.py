@@ -50,6 +50,23 @@ def test_a_prompt_a_continued_conversation_and_the_log(replica6: Replica, home: 
     assert logs[0]["conversation_id"] == logs[1]["conversation_id"] != logs[2]["conversation_id"]
 
 
+def test_llm_functions_run_a_tool_round_and_log_it(replica6: Replica, home: Path) -> None:
+    """``llm --functions``: the reply's call reaches llm, which runs the function and sends its
+    result back; ``llm logs`` shows the call and the result."""
+    function = (
+        "def get_weather(city: str) -> str:\n"
+        '    "The current weather in a city."\n'
+        '    return f"sunny in {city}"\n'
+    )
+    run = llm(home, replica6.url, "-m", "qwen2.5-max", "--functions", function, "Weather in Oslo?")
+    assert (run.returncode, run.stdout, run.stderr) == (0, "The tools said: sunny in Oslo\n", "")
+    logs = json.loads(llm(home, replica6.url, "logs", "-n", "2", "--json").stdout)
+    (call,) = logs[0]["tool_calls"]
+    assert (call["name"], call["arguments"]) == ("get_weather", {"city": "Oslo"})
+    (result,) = logs[1]["tool_results"]
+    assert (result["output"], result["tool_call_id"]) == ("sunny in Oslo", call["tool_call_id"])
+
+
 def test_options_reach_the_space_and_the_client(home: Path) -> None:
     sized = shared_replica("gradio6", "qwen2.5")
     done = llm(
