@@ -1,14 +1,20 @@
 """``qwen-gradio batch``: many prompts through one QwenClient, resumable, with retries and progress.
 
 Input is JSON Lines: each line a JSON string (one prompt) or an object with ``messages``
-(OpenAI-style) or ``prompt``, and an optional ``id`` (default: the line number, from 1); blank
-lines are skipped. Every line is checked before any request (``BatchInputError`` names the line).
+(OpenAI-style) or ``prompt``, an optional ``id`` (default: the line number, from 1) and, as
+OpenAI names them, any of ``tools``, ``tool_choice``, ``parallel_tool_calls``, ``stop``,
+``max_tokens`` and ``response_format``; blank lines are skipped. Every line is checked before
+any request (``BatchInputError`` names the line).
 
 Output is JSON Lines too, one line per prompt, written whole and flushed as soon as its reply
 completes, so the lines come in completion order; ``index`` is the input line number::
 
-    {"id": 7, "index": 7, "text": "...", "error": null, "space": "Qwen/Qwen2.5-Max-Demo",
-     "attempts": 1, "usage": null, "queue_seconds": 0.4, "generation_seconds": 3.2}
+    {"id": 7, "index": 7, "text": "...", "error": null, "finish_reason": "stop",
+     "space": "Qwen/Qwen2.5-Max-Demo", "attempts": 1, "usage": null, "queue_seconds": 0.4,
+     "generation_seconds": 3.2}
+
+A reply that calls tools has ``"tool_calls"`` too (OpenAI's shape) and ``finish_reason``
+``"tool_calls"``.
 
 ``usage`` holds the token counts when asked for (``usage=True``, ``--usage``), else null.
 
@@ -35,14 +41,18 @@ from typing import Any, TextIO
 
 from ._client.bridge import run_in_thread
 from ._client.streams import AsyncStream
-from ._core.messages import Prompt, to_conversation
+from ._core.messages import Prompt
 from ._core.reply import QueueStatus, Retrying, TextDelta
+from ._core.shape import ReplyArguments, shaped_request
 from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
     QwenGradioError,
 )
 from .tokens import load_tokenizer
+
+#: What a line may ask of its reply besides its messages (OpenAI's names).
+ASKED = ("tools", "tool_choice", "parallel_tool_calls", "stop", "max_tokens", "response_format")
 
 __all__ = [
     "BatchInputError",
@@ -82,6 +92,7 @@ class BatchItem:
     index: int
     id: Any
     messages: Prompt
+    asked: ReplyArguments = field(default_factory=lambda: ReplyArguments())
 
 
 def read_items(lines: Iterator[str] | list[str]) -> list[BatchItem]:
@@ -96,6 +107,7 @@ def read_items(lines: Iterator[str] | list[str]) -> list[BatchItem]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BatchInputError(number, f"not JSON ({exc.msg})") from None
+        asked = ReplyArguments()
         if isinstance(value, str):
             item_id: Any = number
             messages: Any = value
@@ -109,17 +121,18 @@ def read_items(lines: Iterator[str] | list[str]) -> list[BatchItem]:
                 messages = value["prompt"]
             else:
                 raise BatchInputError(number, "an object needs 'messages' or 'prompt'")
+            asked = ReplyArguments(**{k: value[k] for k in ASKED if k in value})  # type: ignore[typeddict-item]
         else:
             raise BatchInputError(number, "a line is a JSON string or an object")
         try:
-            to_conversation(messages)
+            shaped_request(messages, **asked)
         except InvalidMessagesError as error:
             raise BatchInputError(number, error.message) from None
         key = json.dumps(item_id)
         if key in seen:
             raise BatchInputError(number, f"the id {item_id!r} is used twice")
         seen.add(key)
-        items.append(BatchItem(number, item_id, messages))
+        items.append(BatchItem(number, item_id, messages, asked))
     return items
 
 
@@ -230,11 +243,16 @@ class Progress:
             self._bar.close()
 
 
-def _record(item: BatchItem, text: str, error: QwenGradioError | None, **timing: Any) -> str:
-    body: dict[str, Any] = {"id": item.id, "index": item.index, "text": text}
+def _record(
+    item: BatchItem, stream: AsyncStream, error: QwenGradioError | None, **timing: Any
+) -> str:
+    body: dict[str, Any] = {"id": item.id, "index": item.index, "text": stream.text}
     body["error"] = (
         None if error is None else {"type": type(error).__name__, "message": error.message}
     )
+    body["finish_reason"] = stream.finish_reason
+    if stream.tool_calls:
+        body["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
     body.update(timing)
     return json.dumps(body, ensure_ascii=False) + "\n"
 
@@ -264,7 +282,7 @@ async def _answer(
     generating = generating or ended
     line = _record(
         item,
-        stream.text,
+        stream,
         error,
         space=stream.space,
         attempts=stream.attempts,
@@ -305,7 +323,7 @@ async def run_batch(
     async def answer(item: BatchItem, out: TextIO) -> None:
         async with slots:
             progress.started()
-            stream = client.astream(item.messages, system=system, options=options)
+            stream = client.astream(item.messages, system=system, options=options, **item.asked)
             line, error = await _answer(item, stream, progress, summary, usage)
             try:
                 out.write(line)

@@ -499,3 +499,28 @@ def test_structured_output_through_the_client(replica: Replica) -> None:
             with pytest.raises(InvalidReplyError) as caught:
                 stream.until_done()
             assert caught.value.partial_text == stream.text != ""  # the text stays readable
+
+
+def test_batch_lines_ask_for_tools_and_stop(replica: Replica, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    lines = [
+        {"id": "call", "prompt": "What's the weather in Paris?", "tools": [WEATHER]},
+        {"id": "cut", "prompt": "/long 3000", "stop": ["t3 "]},
+        {"id": "bad", "prompt": "x", "stop": list("abcde")},
+    ]
+    given = tmp_path / "in.jsonl"
+    given.write_text("\n".join(json.dumps(line) for line in lines[:2]) + "\n")
+    out = tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "qwen_gradio", "batch", str(given), "-o", str(out)]
+    done = subprocess.run([*command, "--space", replica.url], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    answers = {a["id"]: a for a in map(json.loads, out.read_text().splitlines())}
+    call = answers["call"]
+    assert (call["text"], call["finish_reason"]) == ("", "tool_calls")
+    assert call["tool_calls"][0]["function"]["name"] == "get_weather"
+    assert (answers["cut"]["text"], answers["cut"]["finish_reason"]) == ("t0 t1 t2 ", "stop")
+    given.write_text(json.dumps(lines[2]) + "\n")
+    refused = subprocess.run([*command, "--space", replica.url], capture_output=True, text=True)
+    assert refused.returncode == 2 and "line 1" in refused.stderr and "up to 4" in refused.stderr
