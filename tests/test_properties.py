@@ -32,8 +32,9 @@ prompt = st.one_of(text, st.lists(message, max_size=5))
 
 
 def is_command(query: str) -> bool:
-    """Replies scripted by the replica (a slow or held reply) are not what this tests."""
-    return query.lstrip().startswith("/")
+    """Replies scripted by the replica (a slow or held reply, a tool round's answer) are not
+    what this tests."""
+    return query.lstrip().startswith(("/", "<tool_response>")) or "\n/" in query
 
 
 @settings(

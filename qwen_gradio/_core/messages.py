@@ -62,6 +62,7 @@ def _check(messages: Any) -> list[tuple[str, str]]:
     if not messages:
         raise InvalidMessagesError("messages is empty: give at least one user message")
     checked = []
+    answering = False  # a tool message answers the assistant's tool_calls before it
     for index, message in enumerate(messages):
         if not isinstance(message, Mapping):
             raise InvalidMessagesError(
@@ -73,7 +74,13 @@ def _check(messages: Any) -> list[tuple[str, str]]:
             raise InvalidMessagesError(
                 f"messages[{index}] has role {role!r}; expected one of {', '.join(ROLES)}"
             )
+        if role == "tool" and not answering:
+            raise InvalidMessagesError(
+                f"messages[{index}] is a tool result with no assistant 'tool_calls' before it"
+            )
         calls = message.get("tool_calls") if role == "assistant" else None
+        if role != "tool":
+            answering = bool(calls)
         if "content" not in message and not calls:
             raise InvalidMessagesError(f"messages[{index}] has no 'content'")
         content = message.get("content")
