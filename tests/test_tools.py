@@ -313,16 +313,16 @@ def test_a_reply_with_calls_finishes_with_tool_calls() -> None:
     assert shaper.finish_reason == "tool_calls" and shaper.raw == TWO_CALLS
 
 
-# -- through the client, against the replica (gradio 6 and the Space's own 5) -------------------
+# -- through the client, against the replica (stop and max_tokens also on the Space's own 5) ------
 
 CALLS = '/calls [["get_weather", {"city": "Paris"}], ["get_time", {}]] Let me check.'
 
 
-def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica: Replica) -> None:
+def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica6: Replica) -> None:
     from qwen_gradio import QwenClient, ReplyCompleted, TextDelta
 
-    run = replica.next_run()
-    with QwenClient(replica.url) as client, client.stream(CALLS, tools=[WEATHER, TIME]) as stream:
+    run = replica6.next_run()
+    with QwenClient(replica6.url) as client, client.stream(CALLS, tools=[WEATHER, TIME]) as stream:
         events = list(stream.events())
         assert stream.text == "Let me check." and stream.finish_reason == "tool_calls"
     texts = [e.delta for e in events if isinstance(e, TextDelta)]
@@ -334,10 +334,10 @@ def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica: Replic
     ]
     completed = events[-1]
     assert isinstance(completed, ReplyCompleted) and completed.tool_calls == tuple(calls)
-    assert "# Tools" in replica.wait(run)["system"]
+    assert "# Tools" in replica6.wait(run)["system"]
 
 
-async def test_a_tool_round_reaches_the_space_in_qwens_format(replica: Replica) -> None:
+async def test_a_tool_round_reaches_the_space_in_qwens_format(replica6: Replica) -> None:
     from qwen_gradio import QwenClient
 
     messages = [
@@ -345,11 +345,11 @@ async def test_a_tool_round_reaches_the_space_in_qwens_format(replica: Replica) 
         {"role": "assistant", "tool_calls": [openai_call("c1", "get_weather", {"city": "Paris"})]},
         {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 21}'},
     ]
-    run = replica.next_run()
-    async with QwenClient(replica.url) as client:
+    run = replica6.next_run()
+    async with QwenClient(replica6.url) as client:
         reply = await client.achat(messages, tools=[WEATHER])
     assert reply == 'The tools said: {"temp": 21}'
-    seen = replica.wait(run)
+    seen = replica6.wait(run)
     assert seen["query"] == '<tool_response>\n{"temp": 21}\n</tool_response>'
     assert seen["history"][0][1].startswith('<tool_call>\n{"name": "get_weather"')
 
@@ -378,20 +378,20 @@ async def test_max_tokens_cuts_the_reply_and_its_job(replica: Replica) -> None:
     assert_stopped_early(replica.wait(run), 3000)
 
 
-def test_the_chat_command_stops_where_told(replica: Replica) -> None:
+def test_the_chat_command_stops_where_told(replica6: Replica) -> None:
     import subprocess
     import sys
 
     def chat(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "qwen_gradio", "chat", "--space", replica.url, *args]
+        command = [sys.executable, "-m", "qwen_gradio", "chat", "--space", replica6.url, *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
-    run = replica.next_run()
+    run = replica6.next_run()
     done = chat("--stop", "t5 ", "--stop", "never", "--json", "/long 3000")
     assert done.returncode == 0, done.stderr
     last = json.loads(done.stdout.splitlines()[-1])
     assert (last["text"], last["finish_reason"]) == ("t0 t1 t2 t3 t4 ", "stop")
-    assert_stopped_early(replica.wait(run), 3000)
+    assert_stopped_early(replica6.wait(run), 3000)
     refused = chat(*[f"--stop={s}" for s in "abcde"], "hi")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.count("\n") == 1 and "up to 4" in refused.stderr
@@ -481,27 +481,27 @@ def test_a_bad_response_format_is_refused_before_any_request() -> None:
         check_response_format(bad)
 
 
-def test_structured_output_through_the_client(replica: Replica) -> None:
+def test_structured_output_through_the_client(replica6: Replica) -> None:
     from qwen_gradio import InvalidReplyError, QwenClient
 
-    with QwenClient(replica.url) as client:
+    with QwenClient(replica6.url) as client:
         whole = client.chat("Tell me about Paris, 2100000 people", response_format=CITY)
         assert json.loads(whole) == {"name": "Paris", "population": 2100000}
         fenced = client.chat("Tell me about Rome, fenced", response_format=CITY)
         assert json.loads(fenced) == {"name": "Rome", "population": 1}
         asked = client.chat("Anything", response_format={"type": "json_object"})
         assert json.loads(asked) == {"answer": "Anything"}
-        run = replica.next_run()
+        run = replica6.next_run()
         with pytest.raises(InvalidReplyError, match="does not follow the schema 'city'"):
             client.chat("Tell me about Oslo, broken", response_format=CITY)
-        assert len(replica.runs()) - run == 2  # a whole reply is asked once more
+        assert len(replica6.runs()) - run == 2  # a whole reply is asked once more
         with client.stream("Oslo broken", response_format=CITY) as stream:
             with pytest.raises(InvalidReplyError) as caught:
                 stream.until_done()
             assert caught.value.partial_text == stream.text != ""  # the text stays readable
 
 
-def test_batch_lines_ask_for_tools_and_stop(replica: Replica, tmp_path: Path) -> None:
+def test_batch_lines_ask_for_tools_and_stop(replica6: Replica, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -514,7 +514,7 @@ def test_batch_lines_ask_for_tools_and_stop(replica: Replica, tmp_path: Path) ->
     given.write_text("\n".join(json.dumps(line) for line in lines[:2]) + "\n")
     out = tmp_path / "out.jsonl"
     command = [sys.executable, "-m", "qwen_gradio", "batch", str(given), "-o", str(out)]
-    done = subprocess.run([*command, "--space", replica.url], capture_output=True, text=True)
+    done = subprocess.run([*command, "--space", replica6.url], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     answers = {a["id"]: a for a in map(json.loads, out.read_text().splitlines())}
     call = answers["call"]
@@ -522,5 +522,5 @@ def test_batch_lines_ask_for_tools_and_stop(replica: Replica, tmp_path: Path) ->
     assert call["tool_calls"][0]["function"]["name"] == "get_weather"
     assert (answers["cut"]["text"], answers["cut"]["finish_reason"]) == ("t0 t1 t2 ", "stop")
     given.write_text(json.dumps(lines[2]) + "\n")
-    refused = subprocess.run([*command, "--space", replica.url], capture_output=True, text=True)
+    refused = subprocess.run([*command, "--space", replica6.url], capture_output=True, text=True)
     assert refused.returncode == 2 and "line 1" in refused.stderr and "up to 4" in refused.stderr
