@@ -37,22 +37,19 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from ._client.bridge import run_in_thread
 from ._client.streams import AsyncStream
 from ._core.messages import Prompt
 from ._core.reply import QueueStatus, Retrying, TextDelta
-from ._core.shape import ReplyArguments, shaped_request
+from ._core.shape import REPLY_ARGUMENTS, ReplyArguments, shaped_request
 from .client import QwenClient
 from .errors import (
     InvalidMessagesError,
     QwenGradioError,
 )
 from .tokens import load_tokenizer
-
-#: What a line may ask of its reply besides its messages (OpenAI's names).
-ASKED = ("tools", "tool_choice", "parallel_tool_calls", "stop", "max_tokens", "response_format")
 
 __all__ = [
     "BatchInputError",
@@ -121,7 +118,7 @@ def read_items(lines: Iterator[str] | list[str]) -> list[BatchItem]:
                 messages = value["prompt"]
             else:
                 raise BatchInputError(number, "an object needs 'messages' or 'prompt'")
-            asked = ReplyArguments(**{k: value[k] for k in ASKED if k in value})  # type: ignore[typeddict-item]
+            asked = cast(ReplyArguments, {k: value[k] for k in REPLY_ARGUMENTS if k in value})
         else:
             raise BatchInputError(number, "a line is a JSON string or an object")
         try:

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 try:
     from g4f import errors as g4f_errors
+    from g4f.providers import response as g4f_response
     from g4f.providers.base_provider import AsyncGeneratorProvider, ProviderModelMixin
     from g4f.providers.response import FinishReason, ProviderInfo
 except ImportError as exc:  # pragma: no cover - exercised where gpt4free is absent
@@ -41,7 +42,9 @@ except ImportError as exc:  # pragma: no cover - exercised where gpt4free is abs
 from . import errors
 from ._client.streams import AsyncStream
 from ._core.messages import Prompt
+from ._core.reply import TextDelta
 from ._core.space import SPACE_ENV, resolve_space_url
+from ._core.tools import ToolCall
 from .provider import Qwen_Qwen_2_5_Max as Standalone
 
 __all__ = [
@@ -84,9 +87,13 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
     """Qwen2.5-Max through the Space ``Qwen/Qwen2.5-Max-Demo``, as a gpt4free provider.
 
     Takes the standalone provider's keyword arguments: ``space=``, ``hf_token=``, ``timeout=``,
-    ``history="flatten"``, ``options=``, ``transport=``, ``proxy=``. gpt4free's own extras
-    (``max_tokens``, ``stop``, ``api_key``, ``conversation``, ...) are handled by gpt4free or
-    ignored. ``gpt4free_provider()`` makes one for another standalone provider class.
+    ``history="flatten"``, ``options=``, ``transport=``, ``proxy=``, and what a reply honours
+    as OpenAI names it: ``tools``, ``tool_choice``, ``stop``, ``response_format``,
+    ``max_tokens`` (with Qwen's tokenizer installed). With tools, gpt4free 8.8 hands them to
+    this provider (``supports_native_tools``) rather than emulating them: the reply's calls
+    come as one ``ToolCalls`` chunk, before ``FinishReason("tool_calls")``. Other extras
+    (``api_key``, ``conversation``, ...) are handled by gpt4free or ignored.
+    ``gpt4free_provider()`` makes one for another standalone provider class.
     """
 
     standalone: ClassVar[type[Standalone]] = Standalone  # the provider every call goes to
@@ -94,6 +101,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # type: ig
     url: ClassVar[str] = Standalone.url
     api_endpoint: ClassVar[str] = Standalone.api_endpoint
     working: ClassVar[bool] = Standalone.working
+    supports_native_tools: ClassVar[bool] = True  # gpt4free 8.8 passes tools through
     supports_stream: ClassVar[bool] = Standalone.supports_stream
     supports_system_message: ClassVar[bool] = Standalone.supports_system_message
     supports_message_history: ClassVar[bool] = Standalone.supports_message_history
@@ -157,28 +165,40 @@ def gpt4free_provider(standalone: type[Standalone]) -> type[Qwen_Qwen_2_5_Max]:
 
 
 class G4fReply:
-    """The async iterator ``create_async_generator`` returns; ``aclose()`` (or dropping it)
-    before the end cancels the job on the Space. A class rather than an async generator, so
-    that the event loop's shutdown never closes it while gpt4free's generators do."""
+    """The async iterator ``create_async_generator`` returns: text chunks, then the reply's
+    tool calls (one ``ToolCalls`` chunk, where gpt4free has the class) and its
+    ``FinishReason``. ``aclose()`` (or dropping it) before the end cancels the job on the
+    Space. A class rather than an async generator, so that the event loop's shutdown never
+    closes it while gpt4free's generators do."""
 
     def __init__(self, info: ProviderInfo, stream: AsyncStream) -> None:
-        self._head: list[Any] = [info]
+        self._ready: list[Any] = [info]  # handed out first, in order
         self._stream = stream
+        self._calls: list[dict[str, Any]] = []
         self._done = False
 
     def __aiter__(self) -> G4fReply:
         return self
 
     async def __anext__(self) -> Any:
-        if self._head:
-            return self._head.pop()
+        if self._ready:
+            return self._ready.pop(0)
         if self._done:
             raise StopAsyncIteration
         try:
-            return await self._stream.__anext__()
+            while True:
+                event = await self._stream.next_event()
+                if isinstance(event, TextDelta):
+                    return event.delta
+                if isinstance(event, ToolCall):
+                    self._calls.append(event.as_openai())
         except StopAsyncIteration:
             self._done = True
-            return FinishReason("stop")
+            calls = getattr(g4f_response, "ToolCalls", None)  # (gpt4free 0.5.x has none)
+            if self._calls and calls is not None:
+                self._ready.append(FinishReason(self._stream.finish_reason or "stop"))
+                return calls(self._calls)
+            return FinishReason(self._stream.finish_reason or "stop")
         except errors.QwenGradioError as error:
             self._done = True
             raise as_g4f_error(error).with_traceback(error.__traceback__) from None

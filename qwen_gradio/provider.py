@@ -12,14 +12,16 @@ Space as real history; ``history="flatten"`` reproduces the original's single pr
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Generator, Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from ._client.streams import AsyncStream
 from ._core.messages import Prompt, to_conversation
+from ._core.shape import REPLY_ARGUMENTS, ReplyArguments
 from ._core.space import DEFAULT_SPACE, new_session_hash, resolve_space_url
 from .client import QwenClient, shared_client
 from .errors import InvalidMessagesError, ModelNotSupportedError
 from .settings import SETTING_NAMES, Settings, checked_options
+from .tokens import tokenizer_installed
 
 __all__ = [
     "AsyncGeneratorProvider",
@@ -128,6 +130,18 @@ def _sync(result: AsyncResult, stream: bool) -> Iterator[str]:
             yield reply.until_done()
 
 
+def _asked(kwargs: dict[str, Any]) -> ReplyArguments:
+    """What gpt4free passes besides the messages that the reply honours (``REPLY_ARGUMENTS``:
+    tools, stop, response_format...); ``max_tokens`` only where Qwen's tokenizer is installed
+    to count it (gpt4free users pass it often; without the tokens extra it is ignored)."""
+    asked: dict[str, Any] = {
+        name: kwargs[name] for name in REPLY_ARGUMENTS if kwargs.get(name) is not None
+    }
+    if "max_tokens" in asked and not tokenizer_installed():
+        del asked["max_tokens"]
+    return cast(ReplyArguments, asked)
+
+
 def flatten_prompt(messages: Prompt) -> tuple[str, str]:
     """The original provider's (prompt, system): system messages joined into the system prompt,
     the rest formatted as "Role: content" lines ending in "Assistant:" (gpt4free's format_prompt).
@@ -230,6 +244,7 @@ class Qwen_Qwen_2_5_Max(AsyncGeneratorProvider, ProviderModelMixin):  # gpt4free
         else:
             raise InvalidMessagesError(f"history must be 'real' or 'flatten', not {history!r}")
         client = cls._client(settings)
+        asked = _asked(kwargs)
         # astream validates the input now; the stream itself is the iterator of text fragments
-        stream = client.astream(conversation_input, system=system, options=options)
+        stream = client.astream(conversation_input, system=system, options=options, **asked)
         return AsyncResult(stream, client)

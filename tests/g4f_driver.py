@@ -355,6 +355,48 @@ def run_example(path: str, space: str) -> dict[str, Any]:
     return {"stdout": out.getvalue()}
 
 
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    },
+}
+
+
+@scenario
+def tools(space: str) -> dict[str, Any]:
+    """gpt4free 8.8 hands tools to the provider (supports_native_tools): whole and streamed."""
+    messages = [{"role": "user", "content": "What's the weather in Paris?"}]
+    client = Client(provider=P)
+    whole = client.chat.completions.create(
+        model="qwen-2.5-max", messages=messages, tools=[WEATHER], space=space
+    )
+    calls = whole.choices[0].message.tool_calls or []
+    streamed = []
+    for chunk in client.chat.completions.create(
+        model="qwen-2.5-max", messages=messages, tools=[WEATHER], space=space, stream=True
+    ):
+        delta = chunk.choices[0].delta if chunk.choices else None
+        for call in (getattr(delta, "tool_calls", None) or []) if delta else []:
+            function = call["function"] if isinstance(call, dict) else call.function
+            streamed.append(function["name"] if isinstance(function, dict) else function.name)
+    stopped = client.chat.completions.create(
+        model="qwen-2.5-max",
+        messages=[{"role": "user", "content": "/long 3000"}],
+        stop=["t3 "],
+        space=space,
+    )
+    return {
+        "whole": [
+            (c["function"]["name"] if isinstance(c, dict) else c.function.name) for c in calls
+        ],
+        "finish_reason": whole.choices[0].finish_reason,
+        "streamed": streamed,
+        "stopped": stopped.choices[0].message.content,
+    }
+
+
 def main() -> None:
     if sys.argv[1] == "example":  # example FILE SPACE
         result = run_example(sys.argv[2], sys.argv[3])

@@ -346,3 +346,13 @@ def test_a_provider_for_a_family_of_template_spaces(g4f: str, sized_replica: Rep
         "": '{"model_size": "72B"}',
     }
     assert out["unknown_model"] is not None and "qwen-2.5-1b" in out["unknown_model"]
+
+
+def test_gpt4free_88_hands_tools_to_the_provider(replica6: Replica) -> None:
+    """gpt4free 8.8 passes tools to a provider that says it takes them (rather than its own
+    emulation, which asks for another JSON shape and buffers the reply): the reply's calls come
+    back as gpt4free's tool calls, whole and streamed; ``stop`` is honoured too."""
+    python = g4f_python("g4f-8.8")
+    out = drive(python, "tools", replica6)
+    assert (out["whole"], out["finish_reason"]) == (["get_weather"], "tool_calls")
+    assert out["streamed"] == ["get_weather"] and out["stopped"] == "t0 t1 t2 "

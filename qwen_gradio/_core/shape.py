@@ -29,7 +29,15 @@ from ..errors import InvalidArgumentError
 from .messages import Conversation, Prompt, to_conversation
 from .tools import Tool, ToolCall, ToolCallParser, check_tool_choice, check_tools
 
-__all__ = ["MAX_STOP", "ReplyArguments", "ReplyShape", "Shaper", "check_stop", "shaped_request"]
+__all__ = [
+    "MAX_STOP",
+    "REPLY_ARGUMENTS",
+    "ReplyArguments",
+    "ReplyShape",
+    "Shaper",
+    "check_stop",
+    "shaped_request",
+]
 
 MAX_STOP = 4  # sequences, as OpenAI
 
@@ -45,6 +53,8 @@ class ReplyArguments(TypedDict, total=False):
     response_format: Mapping[str, Any] | None  # {"type": "json_object"}, json_schema, text
 
 
+#: Their names, in the order ReplyArguments lists them.
+REPLY_ARGUMENTS = tuple(ReplyArguments.__annotations__)
 FENCE = "```"
 
 
