@@ -149,8 +149,11 @@ class AsyncStream(_ReplyView):
         """The next typed event; raises StopAsyncIteration after the last."""
         if self._closed:
             raise StreamClosedError("the stream is closed")
-        if self._shaper is None:
-            return await self._job_event()
+        if self._shaper is None:  # the Space's events as they come (the common path)
+            if self._events is None:
+                self._events = self._job.events()
+                return await _untracked_anext(self._events)
+            return await self._events.__anext__()
         while not self._ready:
             if self._failure is not None:  # after the text it came with
                 raise self._failure

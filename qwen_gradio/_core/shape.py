@@ -219,6 +219,7 @@ class Shaper:
         self.shown = ""  # the text handed out
         self.invalid: str | None = None  # why the reply is not the JSON asked for
         self._held = ""  # may begin a stop sequence
+        self._bytes = 0  # of raw, in UTF-8
         self._stops = shape.stop
         self._lead: str | None = "" if shape.json is not None else None  # a JSON reply's start
         self._count, self._cut = count, cut
@@ -303,7 +304,9 @@ class Shaper:
         limit = self.shape.max_tokens
         whole = self.raw + text
         count, cut = self._count, self._cut
-        if limit is not None and text and count and cut and count(whole) > limit:
+        self._bytes += len(text.encode())  # a token is at least a byte: fewer is never over
+        over = limit is not None and self._bytes > limit and count and count(whole) > limit
+        if over and cut and limit is not None:
             whole = cut(whole, limit)
             text = whole[len(self.raw) :] if whole.startswith(self.raw) else ""
             self.done, self.finish_reason, self._held = True, "length", ""
