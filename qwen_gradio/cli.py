@@ -637,6 +637,18 @@ def show_space(conn: SpaceConnection) -> None:
 # -- serve -----------------------------------------------------------------------------------
 
 
+def is_loopback(host: str) -> bool:
+    """Whether serving on ``host`` answers this machine only."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: a free one).")
@@ -677,6 +689,14 @@ def show_space(conn: SpaceConnection) -> None:
     help="A browser origin allowed to call the API (repeatable; none by default: CORS off).",
 )
 @click.option(
+    "--allowed-host",
+    "hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host name answered besides localhost, 127.0.0.1 and [::1] (repeatable; e.g. behind"
+    " a reverse proxy; '*': any). Bound elsewhere than loopback, without one: any.",
+)
+@click.option(
     "--grace",
     type=click.FloatRange(min=0),
     default=10.0,
@@ -693,12 +713,14 @@ def serve(
     max_body: int,
     max_replies: int,
     cors_origins: tuple[str, ...],
+    hosts: tuple[str, ...],
     grace: float,
     quiet: bool,
 ) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
         from .serve import ServeOptions, create_app
+        from .serve.api import allowed_hosts
         from .serve.deployment import ACCESS_LOGGER, run
     except ImportError as exc:
         raise click.ClickException(
@@ -712,6 +734,7 @@ def serve(
         max_replies=max_replies,
         cors_origins=cors_origins,
         grace=grace,
+        allowed_hosts=allowed_hosts(hosts, loopback=is_loopback(host)),
     )
     app = create_app(settings, options)
     check_port_free(host, port)

@@ -72,7 +72,7 @@ def test_a_declared_body_over_the_limit_is_refused_before_it_is_read(
         before, jobs = rss_kb(server.process.pid), joins(wide)
         with socket.create_connection(("127.0.0.1", server.port)) as sock:  # type: ignore[attr-defined]
             head = (
-                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 "Content-Type: application/json\r\nContent-Length: 20000000\r\n\r\n"
             )
             sock.sendall(head.encode() + b'{"model": "qwen-2.5-max", "messages": "hi", "pad": "')
@@ -93,7 +93,7 @@ def test_an_endless_chunked_body_is_cut_off_at_the_limit(wide: Replica, tmp_path
         sent = 0
         with socket.create_connection(("127.0.0.1", server.port)) as sock:  # type: ignore[attr-defined]
             head = (
-                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
             )
             sock.sendall(head.encode())
@@ -139,7 +139,7 @@ def test_a_dropped_whole_request_cancels_its_job_without_a_traceback(
         with socket.create_connection(("127.0.0.1", server.port)) as sock:  # type: ignore[attr-defined]
             payload = json.dumps(body).encode()
             head = (
-                "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+                "POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
             )
             sock.sendall(head.encode() + payload)

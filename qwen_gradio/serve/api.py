@@ -8,7 +8,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,7 @@ from ..provider import Qwen_Qwen_2_5_Max
 from ..settings import Settings
 from ..tokens import load_tokenizer
 from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
+from .guard import LOOPBACK_HOSTS, Guard
 from .replies import (
     SHUTTING_DOWN,
     SPACE_HEADER,
@@ -91,6 +92,7 @@ class ServeOptions:
     max_replies: int = MAX_REPLIES
     cors_origins: tuple[str, ...] = ()
     grace: float = GRACE
+    allowed_hosts: tuple[str, ...] | None = LOOPBACK_HOSTS
 
     @classmethod
     def from_environment(cls) -> ServeOptions:
@@ -108,6 +110,7 @@ class ServeOptions:
 
         origins = env.get("QWEN_GRADIO_CORS_ORIGINS", "")
         return cls(
+            allowed_hosts=allowed_hosts(env.get("QWEN_GRADIO_ALLOWED_HOSTS", "").split(","), True),
             api_key=env.get(API_KEY_ENV) or None,
             keepalive=number("QWEN_GRADIO_KEEPALIVE", KEEPALIVE, float),
             max_body=number("QWEN_GRADIO_MAX_BODY", MAX_BODY),
@@ -209,7 +212,13 @@ class Api:
         ]
 
     def middleware(self) -> list[Middleware]:
-        middleware = [Middleware(RequestLog)]
+        options = self.options
+        middleware = [
+            Middleware(RequestLog),
+            Middleware(
+                Guard, allowed_hosts=options.allowed_hosts, allowed_origins=options.cors_origins
+            ),
+        ]
         if self.options.cors_origins:
             middleware.append(
                 Middleware(
@@ -351,6 +360,15 @@ class Api:
             return streamed_response(
                 stream, render, self.options.keepalive, self.drain, slot.hand_over()
             )
+
+
+def allowed_hosts(given: Iterable[str], loopback: bool) -> tuple[str, ...] | None:
+    """The ``Host`` names a server answers: bound to loopback, the loopback names and ``given``;
+    elsewhere ``given`` (and the loopback names) or, with none given, any (None); ``*``: any."""
+    names = tuple(name.strip() for name in given if name.strip())
+    if "*" in names or (not loopback and not names):
+        return None
+    return (*LOOPBACK_HOSTS, *names)
 
 
 def _model(name: str) -> dict[str, Any]:

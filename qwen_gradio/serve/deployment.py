@@ -32,11 +32,18 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 ASGIApp = Callable[..., Any]
 
 
+def printable(text: str) -> str:
+    """``text`` as it may go into a log line: each character that is not printable (a line
+    break a request smuggles in, any control character), a quote or a backslash as ``\\xNN``."""
+    return "".join(c if c.isprintable() and c not in '"\\' else f"\\x{ord(c):02x}" for c in text)
+
+
 class RequestLog:
     """ASGI middleware: every response gets an ``x-request-id`` (the client's own, if it sent
     a well-formed one, else a new ``req_...``), also at ``scope["state"]["request_id"]`` for
     the app; once the response has ended, one line on the ``qwen_gradio.access`` logger:
-    client, request line, status, bytes, milliseconds, request id."""
+    client, request line (as sent, still percent-encoded, with ``printable``'s escapes: a
+    request cannot forge a line), status, bytes, milliseconds, request id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -68,15 +75,14 @@ class RequestLog:
         finally:
             client = scope.get("client")
             where = f"{client[0]}:{client[1]}" if client else "-"
-            query = (
-                ("?" + scope["query_string"].decode("latin-1")) if scope.get("query_string") else ""
-            )
+            target = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
+            if scope.get("query_string"):
+                target += b"?" + scope["query_string"]
             access_log.info(
-                '%s "%s %s%s" %s %d %.0fms %s',
+                '%s "%s %s" %s %d %.0fms %s',
                 where,
-                scope["method"],
-                scope["path"],
-                query,
+                printable(scope["method"]),
+                printable(target.decode("latin-1")),
                 status or "-",
                 size,
                 (time.perf_counter() - started) * 1000,

@@ -1,0 +1,117 @@
+"""``qwen-gradio serve`` against a browser's tricks (issue 28): each as the raw request a page
+would make a browser send, over a socket; none may start a job on the Space. And the access log:
+a request cannot forge a line of it."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import Replica, shared_replica
+from .helpers import ServerProcess
+from .test_serve import serve
+
+BODY = b'{"model": "qwen-2.5-max", "messages": "/echo from a web page"}'
+
+
+@pytest.fixture(scope="module")
+def space() -> Replica:
+    return shared_replica("gradio6")
+
+
+@pytest.fixture(scope="module")
+def server(space: Replica, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    extra = ("--cors-origin", "https://app.example", "--allowed-host", "qwen.internal")
+    with serve(space.url, tmp_path_factory.mktemp("guard"), *extra) as running:
+        yield running
+
+
+def raw(server: Any, head: str, body: bytes = b"") -> tuple[int, bytes]:
+    """Send one request as written; the status and the rest of the response."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(head.encode("latin-1") + b"\r\n" + body)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data) < 12:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        sock.shutdown(socket.SHUT_WR)
+        while chunk := sock.recv(65536):
+            data += chunk
+    return int(data.split(b" ", 2)[1]), data
+
+
+def post(host: str, content_type: str, origin: str | None = None) -> str:
+    lines = [
+        "POST /v1/chat/completions HTTP/1.1",
+        f"Host: {host}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(BODY)}",
+        "Connection: close",
+    ]
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    return "\r\n".join(lines) + "\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "code"),
+    [
+        (post("127.0.0.1:PORT", "text/plain", "https://evil.example"), 403, "origin_not_allowed"),
+        (post("127.0.0.1:PORT", "text/plain"), 415, "unsupported_media_type"),
+        (post("127.0.0.1:PORT", "application/x-www-form-urlencoded"), 415, "unsupported_media"),
+        (post("attacker.example:PORT", "application/json"), 403, "host_not_allowed"),
+        (post("localhost.attacker.example", "application/json"), 403, "host_not_allowed"),
+        (post("127.0.0.1:PORT", "application/json", "null"), 403, "origin_not_allowed"),
+    ],
+    ids=["simple-cross-origin", "text-plain", "form", "rebinding", "look-alike", "null-origin"],
+)
+def test_a_browsers_tricks_are_refused_before_any_job(
+    server: Any, space: Replica, head: str, status: int, code: str
+) -> None:
+    before = len(space.requests())
+    got, data = raw(server, head.replace("PORT", str(server.port)), BODY)
+    assert got == status and code.encode() in data
+    assert len(space.requests()) == before  # not a request reached the Space
+
+
+@pytest.mark.parametrize(
+    ("path", "host"),
+    [("/v1/models", "attacker.example"), ("/health", "attacker.example:80")],
+)
+def test_dns_rebinding_cannot_read_the_answers(server: Any, path: str, host: str) -> None:
+    got, data = raw(server, f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n")
+    assert got == 403 and b"qwen-2.5-max" not in data
+
+
+def test_what_is_allowed_still_works(server: Any) -> None:
+    port = server.port
+    for host, origin in [
+        (f"127.0.0.1:{port}", None),
+        (f"localhost:{port}", "https://app.example"),  # --cors-origin
+        (f"[::1]:{port}", None),
+        ("qwen.internal", None),  # --allowed-host
+        (f"127.0.0.1:{port}", f"http://127.0.0.1:{port}"),  # the server's own origin
+    ]:
+        got, data = raw(server, post(host, "application/json; charset=utf-8", origin), BODY)
+        assert got == 200 and b"from a web page" in data, (host, origin, data[-300:])
+
+
+def test_a_request_cannot_forge_a_line_of_the_access_log(server: Any) -> None:
+    """0.4.0 logged the decoded path: ``%0D%0A`` began a line of the request's own."""
+    forged = "/v1/models%0D%0AINJECTED-LINE%20200%1B[31m"
+    got, _ = raw(server, f"GET {forged} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n")
+    assert got == 404
+    line = server.wait_for("INJECTED-LINE")
+    assert f'"GET {forged}" 404' in line and line.count("\n") == 1  # as sent, on one line
+    assert not any(logged.startswith("INJECTED-LINE") for logged in server.log)
+
+
+def test_what_a_log_line_may_hold() -> None:
+    from qwen_gradio.serve.deployment import printable
+
+    assert printable('/a\r\nb"\x1b[31m\\é') == "/a\\x0d\\x0ab\\x22\\x1b[31m\\x5cé"
