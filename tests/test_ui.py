@@ -571,15 +571,14 @@ def _saved(page: Any, title: str) -> Any:
     return page.get_by_role("gridcell", name=title, exact=True)
 
 
-@SIZES
-def test_the_saved_chats_open_the_chat_clicked(
-    browser: Any, page_url: str, size: tuple[int, int]
-) -> None:
+def test_the_saved_chats_open_the_chat_clicked(browser: Any, page_url: str) -> None:
     """Issue 26, bug 3: once a chat had been emptied by Undo, each click on the saved list
     opened the chat below the one clicked (gradio 6.31 lists the non-empty chats but opens
-    them by their index among all), and the last could not be opened at all."""
+    them by their index among all), and the last could not be opened at all. (The list on a
+    phone: ``test_a_phone_shows_the_message_box_with_many_saved_chats``.)"""
     from playwright.sync_api import expect
 
+    size = (1280, 900)
     context = browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = context.new_page()
     page.goto(page_url)
