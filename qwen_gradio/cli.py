@@ -658,6 +658,14 @@ def is_loopback(host: str) -> bool:
     default=None,
     help="Require 'Authorization: Bearer KEY' on every route [env: QWEN_GRADIO_API_KEY].",
 )
+@click.option(
+    "--api-keys",
+    "keys_file",
+    type=click.File("r", encoding="utf-8"),
+    default=None,
+    help='A JSON file of named keys, each with an optional limit: {"alice": "sk-...",'
+    ' "ci": {"key": "sk-...", "rpm": 30}} [env: QWEN_GRADIO_API_KEYS, the JSON itself].',
+)
 @client_options()
 @click.option(
     "--keepalive",
@@ -708,6 +716,7 @@ def serve(
     host: str,
     port: int,
     api_key: str | None,
+    keys_file: TextIO | None,
     settings: Settings,
     keepalive: float,
     max_body: int,
@@ -720,15 +729,23 @@ def serve(
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
         from .serve import ServeOptions, create_app
-        from .serve.api import allowed_hosts
+        from .serve.api import allowed_hosts, environment_keys
         from .serve.deployment import ACCESS_LOGGER, run
+        from .serve.keys import load_keys
     except ImportError as exc:
         raise click.ClickException(
             "the API server needs starlette, uvicorn and pydantic:"
             f" pip install 'qwen-gradio[serve]' ({exc})"
         ) from None
+    try:
+        keys = (
+            environment_keys() if keys_file is None else load_keys(keys_file.read(), keys_file.name)
+        )
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--api-keys") from None
     options = ServeOptions(
         api_key=api_key,
+        api_keys=keys,
         keepalive=keepalive,
         max_body=max_body,
         max_replies=max_replies,

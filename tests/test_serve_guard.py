@@ -115,3 +115,64 @@ def test_what_a_log_line_may_hold() -> None:
     from qwen_gradio.serve.deployment import printable
 
     assert printable('/a\r\nb"\x1b[31m\\é') == "/a\\x0d\\x0ab\\x22\\x1b[31m\\x5cé"
+
+
+KEYS = {"alice": "sk-alice-1234", "ci": {"key": "sk-ci-123456", "rpm": 2}}
+
+
+@pytest.fixture(scope="module")
+def team(space: Replica, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    import json
+
+    folder = tmp_path_factory.mktemp("team")
+    keys = folder / "keys.json"
+    keys.write_text(json.dumps(KEYS))
+    with serve(space.url, folder, "--api-keys", str(keys)) as running:
+        yield running
+
+
+def test_named_keys_and_a_limit_per_key(team: Any) -> None:
+    import httpx
+
+    url = f"{team.url}/v1/models"
+
+    def get(key: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.get(url, headers=headers, timeout=10)
+
+    assert get(None).status_code == 401 and get("sk-nobody-123").status_code == 401
+    assert [get("sk-ci-123456").status_code for _ in range(2)] == [200, 200]
+    over = get("sk-ci-123456")
+    assert over.status_code == 429 and over.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(over.headers["retry-after"]) <= 60
+    assert get("sk-alice-1234").status_code == 200  # another key, its own limit (none)
+    line = team.wait_for("key=alice")
+    assert "sk-alice" not in "".join(team.log) and '"GET /v1/models" 200' in line
+    assert team.wait_for("429").rstrip().endswith("key=ci")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[]", "object of names"),
+        ('{"a": "short"}', "8 characters"),
+        ('{"a": {"key": "sk-12345678", "rpm": 0}}', "rpm"),
+        ('{"a": "sk-12345678", "b": "sk-12345678"}', "share one key"),
+    ],
+)
+def test_bad_keys_are_refused(text: str, why: str) -> None:
+    from qwen_gradio.serve.keys import load_keys
+
+    with pytest.raises(ValueError, match=why):
+        load_keys(text)
+
+
+def test_a_bad_key_file_stops_serve_at_startup(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "keys.json"
+    bad.write_text('{"a": "short"}')
+    command = [sys.executable, "-m", "qwen_gradio", "serve", "--api-keys", str(bad)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "8 characters" in done.stderr, done.stderr

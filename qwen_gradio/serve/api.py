@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import logging
 import os
 import time
@@ -30,6 +29,7 @@ from ..settings import Settings
 from ..tokens import load_tokenizer
 from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .guard import LOOPBACK_HOSTS, Guard
+from .keys import ApiKey, RateLimits, find_key, load_keys, retry_after
 from .replies import (
     SHUTTING_DOWN,
     SPACE_HEADER,
@@ -65,6 +65,7 @@ __all__ = [
 logger = logging.getLogger("qwen_gradio")
 
 API_KEY_ENV = "QWEN_GRADIO_API_KEY"
+API_KEYS_ENV = "QWEN_GRADIO_API_KEYS"  # JSON: {"name": "key"} or {"name": {"key", "rpm"}}
 KEEPALIVE = 10.0  # seconds: how long a streamed request waits in the queue before its headers
 MAX_REPLIES = 64  # replies at once, per process
 
@@ -77,6 +78,8 @@ class ServeOptions:
 
     api_key: required as ``Authorization: Bearer <key>`` on every route (default
         ``$QWEN_GRADIO_API_KEY``; none: open).
+    api_keys: several keys, each with a name and an optional rpm limit (``serve.keys``);
+        with ``api_key`` too, that one is named "default".
     keepalive: seconds a streamed request may wait in the Space's queue before its headers go
         out (later errors are then error events), and between the comment lines that keep it
         alive.
@@ -87,6 +90,7 @@ class ServeOptions:
     """
 
     api_key: str | None = None
+    api_keys: tuple[ApiKey, ...] = ()
     keepalive: float = KEEPALIVE
     max_body: int = MAX_BODY
     max_replies: int = MAX_REPLIES
@@ -110,6 +114,7 @@ class ServeOptions:
 
         origins = env.get("QWEN_GRADIO_CORS_ORIGINS", "")
         return cls(
+            api_keys=environment_keys(),
             allowed_hosts=allowed_hosts(env.get("QWEN_GRADIO_ALLOWED_HOSTS", "").split(","), True),
             api_key=env.get(API_KEY_ENV) or None,
             keepalive=number("QWEN_GRADIO_KEEPALIVE", KEEPALIVE, float),
@@ -197,7 +202,8 @@ class Api:
     def __init__(self, client: QwenClient, options: ServeOptions) -> None:
         self.client, self.options = client, options
         key = options.api_key if options.api_key is not None else os.environ.get(API_KEY_ENV)
-        self.expected = f"Bearer {key}".encode() if key else None
+        self.keys = (*((ApiKey("default", key),) if key else ()), *options.api_keys)
+        self.limits = RateLimits()
         self.drain = Drain()
         self.replies = ReplySlots(options.max_replies, self.drain)
         self.store = ResponseStore()
@@ -245,18 +251,31 @@ class Api:
 
         async def check(request: Request) -> Response:
             request_id = request.state.request_id
-            if self.expected is not None:
-                given = request.headers.get("authorization", "").encode()
-                if not hmac.compare_digest(given, self.expected):
-                    return ApiError(
-                        401, "a valid API key is required", code="invalid_api_key"
-                    ).response(request_id)
             try:
+                if self.keys:
+                    self.authorized(request)
                 return await endpoint(request)
             except ApiError as error:
                 return error.response(request_id)
 
         return check
+
+    def authorized(self, request: Request) -> None:
+        """ApiError unless the request names a key (401) that is under its limit (429); the
+        key's name goes to the access log."""
+        key = find_key(self.keys, request.headers.get("authorization", ""))
+        if key is None:
+            raise ApiError(401, "a valid API key is required", code="invalid_api_key")
+        request.scope["state"]["key_name"] = key.name
+        wait = self.limits.wait(key)
+        if wait is not None:
+            raise ApiError(
+                429,
+                f"the key {key.name!r} is over its limit of {key.rpm} requests a minute",
+                "rate_limit_error",
+                code="rate_limit_exceeded",
+                headers={"Retry-After": retry_after(wait)},
+            )
 
     async def models(self, request: Request) -> Response:
         names = [*Qwen_Qwen_2_5_Max.models, *Qwen_Qwen_2_5_Max.model_aliases]
@@ -360,6 +379,12 @@ class Api:
             return streamed_response(
                 stream, render, self.options.keepalive, self.drain, slot.hand_over()
             )
+
+
+def environment_keys() -> tuple[ApiKey, ...]:
+    """The keys ``QWEN_GRADIO_API_KEYS`` holds (JSON, ``serve.keys``), if any."""
+    text = os.environ.get(API_KEYS_ENV, "").strip()
+    return load_keys(text, API_KEYS_ENV) if text else ()
 
 
 def allowed_hosts(given: Iterable[str], loopback: bool) -> tuple[str, ...] | None:

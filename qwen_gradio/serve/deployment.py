@@ -43,7 +43,8 @@ class RequestLog:
     a well-formed one, else a new ``req_...``), also at ``scope["state"]["request_id"]`` for
     the app; once the response has ended, one line on the ``qwen_gradio.access`` logger:
     client, request line (as sent, still percent-encoded, with ``printable``'s escapes: a
-    request cannot forge a line), status, bytes, milliseconds, request id."""
+    request cannot forge a line), status, bytes, milliseconds, request id, and the name of the
+    API key it used (``key=alice``; never the key)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -78,8 +79,9 @@ class RequestLog:
             target = scope.get("raw_path") or scope["path"].encode("utf-8", "replace")
             if scope.get("query_string"):
                 target += b"?" + scope["query_string"]
+            key = scope["state"].get("key_name")
             access_log.info(
-                '%s "%s %s" %s %d %.0fms %s',
+                '%s "%s %s" %s %d %.0fms %s%s',
                 where,
                 printable(scope["method"]),
                 printable(target.decode("latin-1")),
@@ -87,6 +89,7 @@ class RequestLog:
                 size,
                 (time.perf_counter() - started) * 1000,
                 request_id,
+                f" key={printable(key)}" if key else "",
             )
 
 
