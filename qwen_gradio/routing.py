@@ -31,6 +31,8 @@ class Health:
     cooling_until: float = 0.0  # a clock time before which it is not chosen
     queue_wait: float | None = None  # the wait its queue last reported, in seconds
     failures: int = 0  # failures in a row (reset by a reply that starts)
+    retried: int = 0  # replies that failed here before their first token, and were tried again
+    failed_over: int = 0  # of those, tried again on another member
 
 
 def choose(members: Sequence[Health], now: float) -> int | None:

@@ -176,3 +176,44 @@ def test_a_bad_key_file_stops_serve_at_startup(tmp_path: Any) -> None:
     command = [sys.executable, "-m", "qwen_gradio", "serve", "--api-keys", str(bad)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "8 characters" in done.stderr, done.stderr
+
+
+def test_metrics_in_prometheus_format(space: Replica, tmp_path: Any) -> None:
+    """``/metrics``, read with the Prometheus client's own parser: requests by route and
+    status, tokens, the first token's histogram, and each Space of a pool (the first one down:
+    a retry and a failover counted against it)."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    dead = "http://127.0.0.1:9"  # nothing listens there
+    with serve(dead, tmp_path, "--space", space.url, "--quiet") as running:
+        body = {"model": "qwen-2.5-max", "messages": "/echo counted"}
+        reply = httpx.post(f"{running.url}/v1/chat/completions", json=body, timeout=30)
+        assert reply.status_code == 200
+        httpx.get(f"{running.url}/v1/nothing", timeout=10)
+        page = httpx.get(f"{running.url}/metrics", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(page.text)
+        for s in family.samples
+    }
+    route = (("route", "/v1/chat/completions"), ("status", "200"))
+    assert samples[("qwen_gradio_requests_total", route)] == 1
+    assert samples[("qwen_gradio_requests_total", (("route", "other"), ("status", "404")))] == 1
+    assert samples[("qwen_gradio_tokens_total", (("kind", "completion"),))] > 0
+    assert samples[("qwen_gradio_first_token_seconds_count", ())] == 1
+    assert samples[("qwen_gradio_replies_in_flight", ())] == 0
+    assert samples[("qwen_gradio_space_retries_total", (("space", dead),))] == 1
+    assert samples[("qwen_gradio_space_failovers_total", (("space", dead),))] == 1
+    # (the dead Space's cooldown is a random part of a second: whether it is still down when
+    # scraped is chance; the live one is up)
+    assert samples[("qwen_gradio_space_up", (("space", space.url),))] == 1
+
+
+def test_metrics_are_behind_the_key(team: Any) -> None:
+    import httpx
+
+    assert httpx.get(f"{team.url}/metrics", timeout=10).status_code == 401
+    authorized = {"Authorization": "Bearer sk-alice-1234"}
+    assert httpx.get(f"{team.url}/metrics", headers=authorized, timeout=10).status_code == 200

@@ -77,6 +77,8 @@ class Job:
         self.event_id: str | None = None
         self.space: str | None = None  # the member the reply went to (the last one tried)
         self.attempts = 0
+        self.created = time.monotonic()  # with first_text: the time to the first token
+        self.first_text: float | None = None
         self.resent = 0  # jobs sent again because the cache's call was out of date
         self.state = ReplyState()  # begun for each attempt's Space as it submits
         self.submitted: tuple[SpaceConnection, Submission] | None = None
@@ -205,6 +207,8 @@ class Job:
             tried, (member, wait) = member, self._choose(now)
             if wait > settings.max_wait:  # nothing free soon: say so now, with the wait stated
                 raise failed
+            tried.health.retried += 1
+            tried.health.failed_over += member is not tried
             yield Retrying(tried.name, failed, wait, self.attempts, member.name)
 
     def _cool_down(self, member: Member, error: QwenGradioError, now: float) -> None:
@@ -235,6 +239,8 @@ class Job:
                 if isinstance(event, TextDelta):
                     if last_text is None:
                         member.health.failures = 0
+                        if self.first_text is None:
+                            self.first_text = time.monotonic()
                     last_text = loop.time()
                 elif isinstance(event, QueueStatus) and not event.started:
                     member.health.queue_wait = event.eta

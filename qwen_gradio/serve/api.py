@@ -30,6 +30,7 @@ from ..tokens import load_tokenizer
 from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .guard import LOOPBACK_HOSTS, Guard
 from .keys import ApiKey, RateLimits, find_key, load_keys, retry_after
+from .metrics import CountRequests, Metrics
 from .replies import (
     SHUTTING_DOWN,
     SPACE_HEADER,
@@ -134,8 +135,11 @@ class ReplySlots:
     """The replies in flight: their count, bounded; a request takes a slot before its body is
     read (a full server answers at once) and frees it when its reply is done."""
 
-    def __init__(self, limit: int, drain: Drain) -> None:
+    def __init__(
+        self, limit: int, drain: Drain, observe: Callable[[AsyncStream], None] | None = None
+    ) -> None:
         self.limit, self.count, self.drain = limit, 0, drain
+        self.observe = observe  # told of each reply a slot watched, once the slot is freed
 
     @contextmanager
     def slot(self) -> Iterator[Slot]:
@@ -183,11 +187,15 @@ class Slot:
 
     def __init__(self, slots: ReplySlots) -> None:
         self.slots, self.handed_over, self.released = slots, False, False
+        self.streams: list[AsyncStream] = []  # the request's replies (its metrics)
 
     def release(self) -> None:
         if not self.released:  # once, whoever calls it
             self.released = True
             self.slots.count -= 1
+            if self.slots.observe is not None:
+                for stream in self.streams:
+                    self.slots.observe(stream)
 
     def hand_over(self) -> Callable[[], None]:
         """The reply's stream frees the slot when it ends, not the request."""
@@ -206,6 +214,8 @@ class Api:
         self.limits = RateLimits()
         self.drain = Drain()
         self.replies = ReplySlots(options.max_replies, self.drain)
+        self.metrics = Metrics(client, lambda: self.replies.count)
+        self.replies.observe = self.metrics.observe
         self.store = ResponseStore()
 
     def routes(self) -> list[Route]:
@@ -215,12 +225,14 @@ class Api:
             Route("/health", self.guarded(self.health), methods=["GET"]),
             Route("/v1/chat/completions", self.guarded(self.chat_completions), methods=["POST"]),
             Route("/v1/responses", self.guarded(self.responses), methods=["POST"]),
+            Route("/metrics", self.guarded(self.metrics_page), methods=["GET"]),
         ]
 
     def middleware(self) -> list[Middleware]:
         options = self.options
         middleware = [
             Middleware(RequestLog),
+            Middleware(CountRequests, metrics=self.metrics),
             Middleware(
                 Guard, allowed_hosts=options.allowed_hosts, allowed_origins=options.cors_origins
             ),
@@ -287,6 +299,10 @@ class Api:
         check_model(name)
         return JSONResponse(_model(name))
 
+    async def metrics_page(self, request: Request) -> Response:
+        """Prometheus' text format (``serve.metrics``)."""
+        return self.metrics.response()
+
     async def health(self, request: Request) -> Response:
         """Liveness, from what this process knows (it asks no Space: it answers at once)."""
         now, draining = time.monotonic(), self.drain.draining
@@ -310,16 +326,20 @@ class Api:
 
     def stream_of(
         self,
+        slot: Slot,
         messages: Any,
         options: Any,
         system: str | None = None,
         asked: ReplyArguments | None = None,
     ) -> AsyncStream:
-        """The reply's stream; bad messages, options or tools refused before any job."""
+        """The reply's stream (``slot`` watches it for the metrics); bad messages, options or
+        tools refused before any job."""
         try:
-            return self.client.astream(messages, system=system, options=options, **(asked or {}))
+            stream = self.client.astream(messages, system=system, options=options, **(asked or {}))
         except QwenGradioError as error:
             raise api_error(error) from None
+        slot.streams.append(stream)
+        return stream
 
     async def chat_completions(self, request: Request) -> Response:
         with self.replies.slot() as slot:
@@ -331,7 +351,7 @@ class Api:
 
                     def streams() -> list[AsyncStream]:
                         return [
-                            self.stream_of(chat.messages, chat.options, asked=chat.asked())
+                            self.stream_of(slot, chat.messages, chat.options, asked=chat.asked())
                             for _ in range(n)
                         ]
 
@@ -342,7 +362,7 @@ class Api:
                         lambda s, texts: completion(s, reply_id, created, chat.model, texts),
                         streams,
                     )
-            stream = self.stream_of(chat.messages, chat.options, asked=chat.asked())
+            stream = self.stream_of(slot, chat.messages, chat.options, asked=chat.asked())
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             render = ChatChunks(stream, reply_id, created, chat.model, include_usage)
             return await streamed(
@@ -354,7 +374,9 @@ class Api:
             asked = response_request(json_body(await read_body(request, self.options.max_body)))
             check_model(asked.model)
             messages = [*self.store.before(asked.previous_response_id), *input_messages(asked)]
-            stream = self.stream_of(messages, asked.options, asked.instructions, asked.asked())
+            stream = self.stream_of(
+                slot, messages, asked.options, asked.instructions, asked.asked()
+            )
             writer = ResponseWriter(asked)
 
             def remember(stream: AsyncStream) -> None:
@@ -371,7 +393,9 @@ class Api:
                 return writer.whole(text, stream.tool_calls, stream.usage, reason)
 
             def again() -> list[AsyncStream]:
-                return [self.stream_of(messages, asked.options, asked.instructions, asked.asked())]
+                return [
+                    self.stream_of(slot, messages, asked.options, asked.instructions, asked.asked())
+                ]
 
             if not asked.stream:
                 return await whole(request, [stream], self.drain, completed, again)
