@@ -67,7 +67,18 @@ def assert_only_the_sentinel_ran_after(replica: Replica, runs_before: list[dict[
     with QwenClient(replica.url, cache=False) as client:
         assert client.chat("/echo sentinel") == "sentinel"
     runs = replica.runs()
-    assert runs[: len(runs_before)] == runs_before
+
+    def without_end(run: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in run.items() if k not in ("outcome", "ended_at")}
+
+    # Nothing generated since (the same tokens sent); a run that gradio 6 had left suspended
+    # ("running") may have been closed since ("stopped", seen once in CI), nothing else moved.
+    assert [without_end(r) for r in runs[: len(runs_before)]] == list(map(without_end, runs_before))
+    for before, after in zip(runs_before, runs, strict=False):
+        assert after["outcome"] in (
+            before["outcome"],
+            "stopped" if before["outcome"] == "running" else None,
+        )
     assert [r["query"] for r in runs[len(runs_before) :]] == ["/echo sentinel"]
 
 
