@@ -27,6 +27,7 @@ from ._core.messages import DEFAULT_SYSTEM
 from ._core.reply import QueueStatus, Retrying, TextDelta
 from ._core.shape import ReplyArguments
 from ._core.space import DEFAULT_SPACE, SPACE_ENV, SpaceConnection
+from ._state import STATE_ENV
 from ._transports import TRANSPORTS
 from ._transports.cache import NO_CACHE_ENV
 from ._version import __version__
@@ -84,8 +85,8 @@ SETTINGS_FLAGS = tuple("no_cache" if name == "cache" else name for name in SETTI
 
 def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:
     """The client's settings as flags, for every command: ``--space``, ``--hf-token``,
-    ``--proxy``, ``--timeout``, ``-o/--option``, ``--transport``, ``--no-cache``. The command
-    receives them as one ``settings`` (``Settings.build``, so flags, then the environment,
+    ``--proxy``, ``--timeout``, ``-o/--option``, ``--transport``, ``--no-cache``, ``--state``,
+    ... (``SETTINGS_FLAGS``). The command receives them as one ``settings`` (``Settings.build``, so flags, then the environment,
     then defaults); a wrong one is a usage error (exit 2). ``short_option=False`` leaves ``-o``
     to the command; ``replica=True`` lets ``--space replica`` mean the bundled replica (the
     command then gets ``replica=True``)."""
@@ -176,6 +177,15 @@ def _client_flags(*, short_option: bool, replica: bool) -> list[Callable[[FC], F
             is_flag=True,
             help="Do not read or write the on-disk cache of what connecting learnt [env:"
             f" {NO_CACHE_ENV}=1].",
+        ),
+        click.option(
+            "--state",
+            default=None,
+            metavar="URL",
+            help="Share what is learnt of the Spaces (replies in flight, cooldowns, queue waits;"
+            " serve: stored responses, key limits) with every process naming the same state:"
+            " redis://host:port[/db] (Redis or Valkey), sqlite:///path (one machine), or"
+            f" 'local' [default: local; env: {STATE_ENV}].",
         ),
     ]
 

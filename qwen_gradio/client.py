@@ -25,6 +25,7 @@ from ._core.messages import Conversation, Prompt
 from ._core.options import ChatOption
 from ._core.shape import ReplyArguments, shaped_request
 from ._core.space import SpaceConnection
+from ._state import State, open_state
 from ._transports import Transport
 from ._transports.cache import SpaceCache
 from ._transports.warm import warm_http_imports
@@ -77,6 +78,8 @@ class QwenClient:
         self.settings = settings
         known = SpaceCache() if settings.cache else None
         self._members = tuple(Member(space, settings, known) for space in settings.spaces)
+        #: What this process shares with others of the fleet (``settings.state``; local: none).
+        self.state: State = open_state(settings.state)
         self._runner = LoopThread()
         self._canceller = Canceller(settings.proxy)
         self._joining: set[asyncio.Future[str]] = set()  # of abandoned jobs, on any loop
@@ -300,6 +303,7 @@ class QwenClient:
         self._canceller.close()
         for member in self._members:
             member.close()
+        self.state.close()
 
     async def aclose(self) -> None:
         """Close this loop's connections, stop the sync API's thread, and wait until the Space

@@ -2,9 +2,13 @@
 No I/O here: the client keeps each member's ``Health`` and asks ``choose()``.
 
 The rule, in order: a member that is cooling down is never chosen; of the others, the one with
-the fewest replies in flight from this process; then the one whose queue last reported the
-shortest wait (a member that reported none counts as no wait); then the first in the pool's
-order. A member that failed before its first token cools down for the wait it stated (its
+the fewest replies in flight; then the one whose queue last reported the shortest wait (a member
+that reported none counts as no wait); then the first in the pool's order. With a shared state
+(``Settings.state``), what the other processes report of a member (``SpaceLoad``) is added to
+this process's own knowledge (``with_fleet``) before choosing: their replies in flight, the
+longest cooldown any of them set, the last queue wait any of them saw.
+
+A member that failed before its first token cools down for the wait it stated (its
 ``Retry-After``, or the wait its message names, at most ``MAX_STATED_WAIT``), else for a
 full-jitter exponential backoff: a random wait between 0 and ``base * 2**(failures - 1)``,
 capped at ``cap``.
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 from .errors import QwenGradioError
 
-__all__ = ["MAX_STATED_WAIT", "Health", "choose", "cooldown"]
+__all__ = ["MAX_STATED_WAIT", "Health", "SpaceLoad", "choose", "cooldown", "with_fleet"]
 
 MAX_STATED_WAIT = 600.0  # the longest stated wait honoured, in seconds
 
@@ -33,6 +37,29 @@ class Health:
     failures: int = 0  # failures in a row (reset by a reply that starts)
     retried: int = 0  # replies that failed here before their first token, and were tried again
     failed_over: int = 0  # of those, tried again on another member
+
+
+@dataclass(frozen=True)
+class SpaceLoad:
+    """What the other processes sharing a state report of one member."""
+
+    in_flight: int = 0  # their replies on it now
+    cooling_until: float = 0.0  # a wall-clock time (``time.time()``) before which it is not chosen
+    queue_wait: float | None = None  # the wait its queue last reported to any of them
+
+
+def with_fleet(health: Health, load: SpaceLoad | None, now: float, wall: float) -> Health:
+    """``health`` (``now`` on the monotonic clock) with what the fleet reports (``wall``: the
+    same instant on the wall clock)."""
+    if load is None:
+        return health
+    cooling = now + (load.cooling_until - wall) if load.cooling_until > wall else 0.0
+    return Health(
+        in_flight=health.in_flight + load.in_flight,
+        cooling_until=max(health.cooling_until, cooling),
+        queue_wait=load.queue_wait if load.queue_wait is not None else health.queue_wait,
+        failures=health.failures,
+    )
 
 
 def choose(members: Sequence[Health], now: float) -> int | None:

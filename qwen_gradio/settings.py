@@ -19,6 +19,9 @@ attempts       none                        3 tries per reply, before its first t
 max_wait       none                        30 s: a retry that would wait longer fails at once
 max_input_     ``QWEN_GRADIO_MAX_INPUT_``  30,720 (Qwen2.5-Max's); 0: no limit; a longer
 tokens         ``TOKENS``                  prompt is refused before any request
+state          ``QWEN_GRADIO_STATE``       "local": this process's own; redis://... or
+                                           sqlite:///path: shared with every process naming
+                                           it (Spaces' load and cooldowns; ``_state``)
 ============== =========================== ==================================================
 """
 
@@ -32,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, TypedDict, Unpack
 
 from ._core.space import DEFAULT_SPACE, SPACE_ENV, resolve_space_url
+from ._state import STATE_ENV, check_state_url
 from ._transports import TRANSPORTS
 from ._transports.cache import cache_enabled
 from .errors import InvalidOptionError, InvalidSpaceError
@@ -167,6 +171,7 @@ class SettingsArguments(TypedDict, total=False):
     cache: bool | None  # the on-disk cache of what connecting learnt
     attempts: int | None  # tries per reply, before its first token
     max_input_tokens: int | None  # the longest prompt sent, in Qwen's tokens (0: no limit)
+    state: str | None  # where the Spaces' load and cooldowns are shared: "local", redis://...
 
 
 #: Every setting a caller names: the Space(s), then the rest.
@@ -185,6 +190,7 @@ _RESOLVE: dict[str, tuple[str, Any]] = {
     "cache": ("cache", lambda v: cache_enabled(v)),
     "attempts": ("attempts", lambda v: 3 if v is None else v),
     "max_input_tokens": ("max_input_tokens", lambda v: _max_input_tokens(v)),
+    "state": ("state", lambda v: check_state_url(v or os.environ.get(STATE_ENV))),
 }
 
 
@@ -210,6 +216,9 @@ class Settings:
     #: The longest prompt sent, in tokens (Qwen's tokenizer; None: no limit): longer ones are
     #: refused before any request (``qwen_gradio.tokens``). Default: Qwen2.5-Max's input limit.
     max_input_tokens: int | None = MAX_INPUT_TOKENS
+    #: Where what the client learns of its Spaces (replies in flight, cooldowns, queue waits) is
+    #: shared with other processes (``qwen_gradio._state``); None: this process's own.
+    state: str | None = None
 
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
@@ -232,6 +241,7 @@ class Settings:
                 f" {self.max_input_tokens!r}"
             )
         object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
+        object.__setattr__(self, "state", check_state_url(self.state))
 
     @property
     def space_url(self) -> str:

@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 from .._core.messages import Conversation
 from .._core.reply import QueueStatus, ReplyCompleted, ReplyState, Retrying, StreamEvent, TextDelta
 from .._core.space import SpaceConnection, new_session_hash
+from .._state import LocalState, State
 from .._transports import Submission, Transport
 from ..errors import (
     QwenGradioError,
@@ -23,7 +24,7 @@ from ..errors import (
     SpaceUnavailableError,
     StreamTimeoutError,
 )
-from ..routing import choose, cooldown
+from ..routing import choose, cooldown, with_fleet
 from ..settings import Settings
 from ..tokens import usage_of
 from .member import Member
@@ -40,6 +41,7 @@ class Pool(Protocol):
     each gets, and a background cancel."""
 
     settings: Settings
+    state: State
 
     @property
     def members(self) -> tuple[Member, ...]: ...
@@ -147,15 +149,26 @@ class Job:
             error.partial_text = error.partial_text or self.state.text
             raise
 
-    def _choose(self, now: float) -> tuple[Member, float]:
-        """The member the next attempt goes to, and how long to wait before it (the time until
-        the first one's cooldown ends, when every member cools down)."""
-        members = self.pool.members
-        index = choose([m.health for m in members], now)
+    async def _choose(self, now: float) -> tuple[Member, float]:
+        """The member the next attempt goes to, and how long from ``now`` (monotonic) to wait
+        before it (until the first one's cooldown ends, when every member cools down). With a
+        shared state, what the other processes report counts too (``routing.with_fleet``)."""
+        members, state = self.pool.members, self.pool.state
+        healths = [m.health for m in members]
+        if not isinstance(state, LocalState):
+            loads = await state.loads([m.url for m in members])
+            wall = time.time() + (now - time.monotonic())  # ``now`` on the wall clock
+            fleet = zip(healths, members, strict=True)
+            healths = [with_fleet(h, loads.get(m.url), now, wall) for h, m in fleet]
+        index = choose(healths, now)
         if index is not None:
             return members[index], 0.0
-        soonest = min(members, key=lambda m: m.health.cooling_until)
-        return soonest, max(soonest.health.cooling_until - now, 0.0)
+        soonest = min(range(len(members)), key=lambda i: healths[i].cooling_until)
+        return members[soonest], max(healths[soonest].cooling_until - now, 0.0)
+
+    def _in_flight(self, member: Member, change: int) -> None:
+        member.health.in_flight += change
+        self.pool.state.in_flight(member.url, member.health.in_flight)
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """Submit the job and yield the reply's events; on a failure before the first token
@@ -165,7 +178,7 @@ class Job:
         loop = asyncio.get_running_loop()
         started = loop.time()
         settings = self.pool.settings
-        member, wait = self._choose(time.monotonic())
+        member, wait = await self._choose(time.monotonic())
         if wait > settings.max_wait:  # all cool down for long: ask again (they may say why)
             wait = 0.0
         while True:
@@ -175,7 +188,7 @@ class Job:
             self.space = member.name
             self.cancel_started = False
             failed: QwenGradioError | None = None
-            member.health.in_flight += 1
+            self._in_flight(member, 1)
             attempt = self._attempt(member, started)
             try:
                 async for event in attempt:
@@ -192,7 +205,7 @@ class Job:
                     raise
                 failed = error
             finally:
-                member.health.in_flight -= 1
+                self._in_flight(member, -1)
                 await attempt.aclose()  # closed here, not by the loop at its shutdown
                 self.cancel_soon()
                 if self.submitted is not None:
@@ -204,7 +217,8 @@ class Job:
                 self.attempts -= 1
                 wait = 0.0
                 continue
-            tried, (member, wait) = member, self._choose(now)
+            tried = member
+            member, wait = await self._choose(now)
             if wait > settings.max_wait:  # nothing free soon: say so now, with the wait stated
                 raise failed
             tried.health.retried += 1
@@ -217,6 +231,8 @@ class Job:
         health.failures += 1
         pause = cooldown(error, health.failures, base=settings.backoff, cap=settings.backoff_cap)
         health.cooling_until = now + pause
+        if pause > 0:
+            self.pool.state.cooling(member.url, time.time() + pause)
 
     async def _attempt(self, member: Member, started: float) -> AsyncGenerator[StreamEvent, None]:
         """One try on ``member``: connect, submit, read until the reply is complete."""
@@ -244,6 +260,7 @@ class Job:
                     last_text = loop.time()
                 elif isinstance(event, QueueStatus) and not event.started:
                     member.health.queue_wait = event.eta
+                    self.pool.state.queue_wait(member.url, event.eta)
                 elif isinstance(event, ReplyCompleted):
                     usage = usage_of(self.conversation, event.text)  # counted when read
                     event = ReplyCompleted(event.text, member.name, usage)

@@ -25,11 +25,12 @@ from .._core.shape import ReplyArguments
 from ..client import QwenClient
 from ..errors import QwenGradioError
 from ..provider import Qwen_Qwen_2_5_Max
+from ..routing import with_fleet
 from ..settings import Settings
 from ..tokens import load_tokenizer
 from .deployment import GRACE, REQUEST_ID_HEADER, Drain, RequestLog
 from .guard import LOOPBACK_HOSTS, Guard
-from .keys import ApiKey, RateLimits, find_key, load_keys, retry_after
+from .keys import WINDOW, ApiKey, find_key, load_keys, retry_after
 from .metrics import CountRequests, Metrics
 from .replies import (
     SHUTTING_DOWN,
@@ -211,12 +212,11 @@ class Api:
         self.client, self.options = client, options
         key = options.api_key if options.api_key is not None else os.environ.get(API_KEY_ENV)
         self.keys = (*((ApiKey("default", key),) if key else ()), *options.api_keys)
-        self.limits = RateLimits()
         self.drain = Drain()
         self.replies = ReplySlots(options.max_replies, self.drain)
         self.metrics = Metrics(client, lambda: self.replies.count)
         self.replies.observe = self.metrics.observe
-        self.store = ResponseStore()
+        self.store = ResponseStore(client.state)
 
     def routes(self) -> list[Route]:
         return [
@@ -265,21 +265,22 @@ class Api:
             request_id = request.state.request_id
             try:
                 if self.keys:
-                    self.authorized(request)
+                    await self.authorized(request)
                 return await endpoint(request)
             except ApiError as error:
                 return error.response(request_id)
 
         return check
 
-    def authorized(self, request: Request) -> None:
-        """ApiError unless the request names a key (401) that is under its limit (429); the
-        key's name goes to the access log."""
+    async def authorized(self, request: Request) -> None:
+        """ApiError unless the request names a key (401) that is under its limit (429, counted
+        in the client's state: across the fleet when it is shared); the key's name goes to the
+        access log."""
         key = find_key(self.keys, request.headers.get("authorization", ""))
         if key is None:
             raise ApiError(401, "a valid API key is required", code="invalid_api_key")
         request.scope["state"]["key_name"] = key.name
-        wait = self.limits.wait(key)
+        wait = None if key.rpm is None else await self.client.state.hit(key.name, key.rpm, WINDOW)
         if wait is not None:
             raise ApiError(
                 429,
@@ -304,23 +305,32 @@ class Api:
         return self.metrics.response()
 
     async def health(self, request: Request) -> Response:
-        """Liveness, from what this process knows (it asks no Space: it answers at once)."""
-        now, draining = time.monotonic(), self.drain.draining
-        members = [
-            {
-                "space": m.name,
-                "connected": m.connection is not None,
-                "cooling_down": m.health.cooling_until > now,
-                "in_flight": m.health.in_flight,
-            }
-            for m in self.client.members
-        ]
+        """Liveness, from what this process knows and its shared state reports (it asks no
+        Space: it answers at once). ``in_flight`` is this process's replies on a Space,
+        ``fleet_in_flight`` those of every process sharing the state."""
+        state, members = self.client.state, self.client.members
+        loads = await state.loads([m.url for m in members])
+        now, wall, draining = time.monotonic(), time.time(), self.drain.draining
+        described = []
+        for member in members:
+            fleet = with_fleet(member.health, loads.get(member.url), now, wall)
+            described.append(
+                {
+                    "space": member.name,
+                    "connected": member.connection is not None,
+                    "cooling_down": fleet.cooling_until > now,
+                    "in_flight": member.health.in_flight,
+                    "fleet_in_flight": fleet.in_flight,
+                }
+            )
         body = {
             "status": "draining" if draining else "ok",
             "space": self.client.space_url,
-            "spaces": [member.url for member in self.client.members],
-            "members": members,
+            "spaces": [member.url for member in members],
+            "members": described,
             "replies": self.replies.count,
+            "state": {"url": state.url, "shared": state.shared},
+            "pid": os.getpid(),
         }
         return JSONResponse(body, status_code=503 if draining else 200)
 
@@ -373,22 +383,25 @@ class Api:
         with self.replies.slot() as slot:
             asked = response_request(json_body(await read_body(request, self.options.max_body)))
             check_model(asked.model)
-            messages = [*self.store.before(asked.previous_response_id), *input_messages(asked)]
+            before = await self.store.before(asked.previous_response_id)
+            messages = [*before, *input_messages(asked)]
             stream = self.stream_of(
                 slot, messages, asked.options, asked.instructions, asked.asked()
             )
             writer = ResponseWriter(asked)
 
-            def remember(stream: AsyncStream) -> None:
+            async def remember(stream: AsyncStream) -> None:
                 if asked.store:
                     reply: dict[str, Any] = {"role": "assistant", "content": stream.text}
                     if stream.tool_calls:
                         reply["tool_calls"] = [call.as_openai() for call in stream.tool_calls]
-                    self.store.keep(writer.id, [*messages, reply])
+                    await self.store.keep(writer.id, [*messages, reply])
+
+            answered: list[AsyncStream] = []
 
             def completed(streams: list[AsyncStream], texts: list[str]) -> dict[str, Any]:
                 (stream,), (text,) = streams, texts
-                remember(stream)
+                answered.append(stream)
                 reason = stream.finish_reason
                 return writer.whole(text, stream.tool_calls, stream.usage, reason)
 
@@ -398,7 +411,10 @@ class Api:
                 ]
 
             if not asked.stream:
-                return await whole(request, [stream], self.drain, completed, again)
+                response = await whole(request, [stream], self.drain, completed, again)
+                for done in answered[-1:]:  # kept before the response goes out
+                    await remember(done)
+                return response
             render = ResponseEvents(stream, writer, remember)
             return streamed_response(
                 stream, render, self.options.keepalive, self.drain, slot.hand_over()

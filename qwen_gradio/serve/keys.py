@@ -5,21 +5,19 @@ Keys come as JSON, from a file (``--api-keys FILE``) or the environment
 (``QWEN_GRADIO_API_KEYS``): ``{"alice": "sk-...", "ci": {"key": "sk-...", "rpm": 30}}``. A
 request's ``Authorization: Bearer KEY`` is compared with every key in constant time. Over its
 limit, a key's request is a 429 ``rate_limit_exceeded`` with ``Retry-After`` (a minute's
-sliding window, counted here in this process).
+sliding window, counted in the client's state: across every process sharing it).
 """
 
 from __future__ import annotations
 
-import collections
 import hmac
 import json
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ApiKey", "RateLimits", "find_key", "load_keys"]
+__all__ = ["WINDOW", "ApiKey", "find_key", "load_keys", "retry_after"]
 
 WINDOW = 60.0  # seconds: "per minute"
 
@@ -64,27 +62,6 @@ def find_key(keys: tuple[ApiKey, ...], authorization: str) -> ApiKey | None:
         if hmac.compare_digest(given, f"Bearer {key.key}".encode()):
             found = key
     return found
-
-
-class RateLimits:
-    """Each key's requests of the last minute, in this process."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, collections.deque[float]] = {}
-
-    def wait(self, key: ApiKey, now: float | None = None) -> float | None:
-        """None, and the request counted, if ``key`` is under its limit; else the seconds
-        until it is."""
-        if key.rpm is None:
-            return None
-        now = time.monotonic() if now is None else now
-        seen = self._seen.setdefault(key.name, collections.deque())
-        while seen and seen[0] <= now - WINDOW:
-            seen.popleft()
-        if len(seen) >= key.rpm:
-            return max(seen[0] + WINDOW - now, 0.0)
-        seen.append(now)
-        return None
 
 
 def retry_after(seconds: float) -> str:

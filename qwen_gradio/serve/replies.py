@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -200,6 +200,7 @@ class _Pumped:
                 if item is IDLE:
                     yield ": keep-alive\n\n"
                 elif item is END:
+                    await render.settle()
                     for line in render.end():
                         yield line
                     return
@@ -229,6 +230,10 @@ class Renderer(Protocol):
     def opening(self) -> Iterable[str]: ...
 
     def event(self, event: StreamEvent) -> Iterable[str]: ...
+
+    async def settle(self) -> None:
+        """What must be done before the reply's last lines go out (the client may act on them
+        at once)."""
 
     def end(self) -> Iterable[str]: ...
 
@@ -260,6 +265,9 @@ class ChatChunks:
         elif isinstance(event, ReplyCompleted):
             yield self.chunk({}, event.finish_reason)
 
+    async def settle(self) -> None:
+        pass
+
     def end(self) -> Iterable[str]:
         if self.include_usage:
             yield _usage_chunk(self.reply_id, self.created, self.model, self.stream)
@@ -287,7 +295,7 @@ class ResponseEvents:
 
     stream: AsyncStream
     writer: ResponseWriter
-    remember: Callable[[AsyncStream], None]
+    remember: Callable[[AsyncStream], Awaitable[None]]
 
     def opening(self) -> Iterable[str]:
         return self.writer.opening()
@@ -300,8 +308,10 @@ class ResponseEvents:
         elif isinstance(event, (QueueStatus, Retrying)):
             yield f": {event.describe()}\n\n"
 
+    async def settle(self) -> None:
+        await self.remember(self.stream)  # kept before response.completed goes out
+
     def end(self) -> Iterable[str]:
-        self.remember(self.stream)
         return self.writer.closing(self.stream.usage, self.stream.finish_reason)
 
     def failure(self, error: QwenGradioError | None) -> Iterable[str]:

@@ -1,6 +1,6 @@
 """OpenAI's Responses API for ``serve`` (``POST /v1/responses``): the request's shape, its input
-items as chat messages, the ``response`` object and the streamed events, and the responses this
-process made, kept (bounded) for ``previous_response_id``.
+items as chat messages, the ``response`` object and the streamed events, and the responses made,
+kept (bounded, for a day) in the client's state for ``previous_response_id``.
 
 A response is one chat reply: ``input`` (a string, or message items whose content is a string
 or text parts, and a tool round's ``function_call`` and ``function_call_output`` items) after
@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import OrderedDict
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .._core.shape import ReplyArguments
 from .._core.tools import ToolCall
+from .._state import State
 from ..errors import QwenGradioError
 from ..tokens import Usage
 from .schema import ApiError, validation_error
@@ -49,6 +49,7 @@ REFUSED_RESPONSE_FIELDS = (
     "reasoning",
 )
 STORED = 1000  # responses kept for previous_response_id, the oldest forgotten first
+KEPT_FOR = 24 * 3600.0  # seconds a response is kept
 
 
 class ResponseRequest(BaseModel):
@@ -188,32 +189,37 @@ def _input_call(item: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 class ResponseStore:
-    """The conversations of the last ``STORED`` responses this process made."""
+    """The conversations of the last ``STORED`` responses, each for ``KEPT_FOR`` seconds, in
+    the client's state: this process's own, or shared by every process naming the same state
+    (``Settings.state``), so that any of them continues a response another made."""
 
-    def __init__(self, size: int = STORED) -> None:
-        self.size = size
-        self._kept: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+    def __init__(self, state: State, size: int = STORED, kept_for: float = KEPT_FOR) -> None:
+        self.state, self.size, self.kept_for = state, size, kept_for
 
-    def before(self, response_id: str | None) -> list[dict[str, Any]]:
-        """The conversation ``response_id`` ended (none for None); 404 if not kept here."""
+    async def before(self, response_id: str | None) -> list[dict[str, Any]]:
+        """The conversation ``response_id`` ended (none for None); 404 if it is not kept."""
         if response_id is None:
             return []
-        kept = self._kept.get(response_id)
+        kept = await self.state.kept(f"response:{response_id}")
         if kept is None:
+            where = (
+                f"the servers sharing {self.state.url} keep"
+                if self.state.url != "local"
+                else "this server keeps (no shared state: none made by another process)"
+            )
             raise ApiError(
                 404,
-                f"Previous response with id '{response_id}' not found: this server keeps its"
-                f" last {self.size} responses, and none made elsewhere.",
+                f"Previous response with id '{response_id}' not found: {where} the last"
+                f" {self.size} responses, for {self.kept_for / 3600:g} h.",
                 param="previous_response_id",
                 code="previous_response_not_found",
             )
-        self._kept.move_to_end(response_id)
-        return list(kept)
+        conversation: list[dict[str, Any]] = json.loads(kept)
+        return conversation
 
-    def keep(self, response_id: str, conversation: list[dict[str, Any]]) -> None:
-        self._kept[response_id] = conversation
-        while len(self._kept) > self.size:
-            self._kept.popitem(last=False)
+    async def keep(self, response_id: str, conversation: list[dict[str, Any]]) -> None:
+        text = json.dumps(conversation, ensure_ascii=False)
+        await self.state.keep(f"response:{response_id}", text, self.kept_for, self.size)
 
 
 def usage_object(usage: Usage | None) -> dict[str, Any] | None:
