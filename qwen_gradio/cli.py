@@ -86,10 +86,11 @@ SETTINGS_FLAGS = tuple("no_cache" if name == "cache" else name for name in SETTI
 def client_options(*, short_option: bool = True, replica: bool = False) -> Callable[[FC], FC]:
     """The client's settings as flags, for every command: ``--space``, ``--hf-token``,
     ``--proxy``, ``--timeout``, ``-o/--option``, ``--transport``, ``--no-cache``, ``--state``,
-    ... (``SETTINGS_FLAGS``). The command receives them as one ``settings`` (``Settings.build``, so flags, then the environment,
-    then defaults); a wrong one is a usage error (exit 2). ``short_option=False`` leaves ``-o``
-    to the command; ``replica=True`` lets ``--space replica`` mean the bundled replica (the
-    command then gets ``replica=True``)."""
+    ... (``SETTINGS_FLAGS``). The command receives them as one ``settings``
+    (``Settings.build``, so flags, then the environment, then defaults); a wrong one is a
+    usage error (exit 2). ``short_option=False`` leaves ``-o`` to the command;
+    ``replica=True`` lets ``--space replica`` mean the bundled replica (the command then gets
+    ``replica=True``)."""
     flags = _client_flags(short_option=short_option, replica=replica)
 
     def decorator(command: FC) -> FC:
