@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import re
 import sys
 import time
@@ -722,6 +721,14 @@ def is_loopback(host: str) -> bool:
     show_default=True,
     help="Seconds the replies in flight may go on after SIGTERM or Ctrl-C (a second one: now).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes on the one port, sharing one state (--state; without it, a SQLite"
+    " file of their own); --max-replies is per process.",
+)
 @click.option("--quiet", is_flag=True, help="No access log (one line per request on stderr).")
 def serve(
     host: str,
@@ -735,13 +742,14 @@ def serve(
     cors_origins: tuple[str, ...],
     hosts: tuple[str, ...],
     grace: float,
+    workers: int,
     quiet: bool,
 ) -> None:
     """Serve an OpenAI-compatible API for the Space (needs the 'serve' extra)."""
     try:
         from .serve import ServeOptions, create_app
         from .serve.api import allowed_hosts, environment_keys
-        from .serve.deployment import ACCESS_LOGGER, run
+        from .serve.deployment import log_to_stderr, run
         from .serve.keys import load_keys
     except ImportError as exc:
         raise click.ClickException(
@@ -764,14 +772,14 @@ def serve(
         grace=grace,
         allowed_hosts=allowed_hosts(hosts, loopback=is_loopback(host)),
     )
-    app = create_app(settings, options)
     check_port_free(host, port)
-    access = logging.getLogger(ACCESS_LOGGER)
-    if not quiet:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-        access.addHandler(handler)
-        access.setLevel(logging.INFO)
+    log_to_stderr(access=not quiet)
+    if workers > 1:
+        from .serve.workers import run_workers
+
+        run_workers(settings, options, host=host, port=port, workers=workers, quiet=quiet)
+        return
+    app = create_app(settings, options)
     try:
         run(app, app.state.drain, host=host, port=port, grace=grace)
     finally:

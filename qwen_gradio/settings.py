@@ -111,6 +111,9 @@ class Space:
         object.__setattr__(self, "url", resolve_space_url(self.space))
         object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuilt(self)
+
     @property
     def name(self) -> str:
         """The Space as the user named it (an id, or a URL)."""
@@ -118,6 +121,21 @@ class Space:
 
 
 SpacesArgument = str | Space | Sequence[str | Space] | None
+
+
+def _rebuilt(value: Any) -> tuple[Any, ...]:
+    """How ``value`` (a frozen dataclass holding read-only mappings, which do not pickle) is
+    pickled, e.g. to the workers of ``serve --workers``: made anew from its fields."""
+    fields = {
+        f.name: dict(v) if isinstance(v := getattr(value, f.name), MappingProxyType) else v
+        for f in dataclasses.fields(value)
+        if f.init
+    }
+    return (_made, (type(value), fields))
+
+
+def _made(kind: Any, fields: dict[str, Any]) -> Any:
+    return kind(**fields)
 
 
 def spaces_of(value: SpacesArgument) -> tuple[Space, ...]:
@@ -242,6 +260,9 @@ class Settings:
             )
         object.__setattr__(self, "options", MappingProxyType(checked_options(self.options)))
         object.__setattr__(self, "state", check_state_url(self.state))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuilt(self)
 
     @property
     def space_url(self) -> str:

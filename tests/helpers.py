@@ -180,7 +180,8 @@ class _FaultHandler(socketserver.BaseRequestHandler):
             client.sendall(head.encode() + body)
             return
         if action == "429":  # refuse, as Hugging Face's front end does, naming a wait
-            body = json.dumps({"detail": "Too many requests: retry in 1 seconds"}).encode()
+            wait = self.server.retry_in
+            body = json.dumps({"detail": f"Too many requests: retry in {wait} seconds"}).encode()
             head = "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
             head += f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
             client.sendall(head.encode() + body)
@@ -253,8 +254,10 @@ class FaultyFrontEnd(socketserver.ThreadingTCPServer):
         cut_after: int = 4096,
         rewrite: Callable[[str, bytes], bytes] | None = None,
         delay: float = 0.0,
+        retry_in: int = 1,
     ) -> None:
         super().__init__(("127.0.0.1", 0), _FaultHandler)
+        self.retry_in = retry_in  # the wait a "429" names
         self.rewrite = rewrite or (lambda path, body: body)
         self.delay = delay
         parts = urlsplit(upstream_url)

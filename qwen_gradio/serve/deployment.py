@@ -20,7 +20,19 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["ACCESS_LOGGER", "GRACE", "REQUEST_ID_HEADER", "Drain", "RequestLog", "run"]
+import uvicorn
+
+__all__ = [
+    "ACCESS_LOGGER",
+    "GRACE",
+    "REQUEST_ID_HEADER",
+    "Drain",
+    "DrainingServer",
+    "RequestLog",
+    "log_to_stderr",
+    "run",
+    "server_config",
+]
 
 ACCESS_LOGGER = "qwen_gradio.access"
 REQUEST_ID_HEADER = "x-request-id"  # OpenAI's name for it
@@ -28,6 +40,7 @@ GRACE = 10.0  # seconds the replies in flight may go on after a signal
 
 _GIVEN_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger(ACCESS_LOGGER)
+qwen_log = logging.getLogger("qwen_gradio")
 
 ASGIApp = Callable[..., Any]
 
@@ -128,38 +141,63 @@ class Drain:
             stop()
 
 
-def run(app: Any, drain: Drain, *, host: str, port: int, grace: float = GRACE) -> bool:
-    """Serve ``app`` with uvicorn until a signal, draining as the module says; True if a second
-    signal forced the exit."""
-    import uvicorn
+def log_to_stderr(access: bool) -> None:
+    """The server's log on stderr, each line with its time: qwen_gradio's warnings (a shared
+    state that fails or comes back, a worker that ended) and, if ``access``, the access log."""
+    formatter = logging.Formatter("%(asctime)s %(message)s")
+    for logger, level, wanted in (
+        (access_log, logging.INFO, access),
+        (qwen_log, logging.WARNING, True),
+    ):
+        if wanted and not any(getattr(h, "qwen_gradio", False) for h in logger.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(formatter)
+            handler.qwen_gradio = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+            logger.setLevel(level)
+    access_log.propagate = False  # its lines once, through its own handler
 
-    class Server(uvicorn.Server):
-        loop: asyncio.AbstractEventLoop | None = None
 
-        async def startup(self, sockets: Any = None) -> None:
-            self.loop = asyncio.get_running_loop()
-            await super().startup(sockets=sockets)
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, draining ``drain`` on a signal: new requests refused at once, the
+    replies in flight ended after ``grace`` seconds; a second signal ends them now."""
 
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            if self.should_exit:  # a second signal: no more grace
-                self.force_exit = True
-                if self.loop is not None:
-                    self.loop.call_soon_threadsafe(drain.stop)
-                return
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace: float) -> None:
+        super().__init__(config)
+        self.drain, self.grace = drain, grace
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: Any = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().startup(sockets=sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit:  # a second signal: no more grace
+            self.force_exit = True
             if self.loop is not None:
-                self.loop.call_soon_threadsafe(drain.begin, grace)
-            super().handle_exit(sig, frame)
+                self.loop.call_soon_threadsafe(self.drain.stop)
+            return
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.drain.begin, self.grace)
+        super().handle_exit(sig, frame)
 
-    config = uvicorn.Config(
+
+def server_config(app: Any, host: str, port: int, grace: float) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: the access log is ``RequestLog``'s, not uvicorn's."""
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_level="info",
         server_header=False,
         access_log=False,  # RequestLog's lines instead, with the request id and duration
-        timeout_graceful_shutdown=math.ceil(grace)
-        + 1,  # a backstop: the replies end themselves at grace
+        timeout_graceful_shutdown=math.ceil(grace) + 1,  # a backstop: replies end at grace
     )
-    server = Server(config)
+
+
+def run(app: Any, drain: Drain, *, host: str, port: int, grace: float = GRACE) -> bool:
+    """Serve ``app`` with uvicorn until a signal, draining as the module says; True if a second
+    signal forced the exit."""
+    server = DrainingServer(server_config(app, host, port, grace), drain, grace)
     server.run()
     return bool(server.force_exit)

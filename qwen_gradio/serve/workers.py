@@ -1,0 +1,148 @@
+"""``qwen-gradio serve --workers N``: N server processes on one socket, sharing one state.
+
+The parent binds the socket, starts the workers (uvicorn's supervisor: a worker that dies is
+started again) and, unless a state is named (``--state``), makes the embedded one: a SQLite file
+in a private temporary folder, removed at exit. Each worker builds the app from the same
+settings and options and drains on a signal as a single server does (``deployment.run``). The
+workers leave the terminal's process group: Ctrl-C reaches the parent alone, which passes one
+SIGTERM to each (a second Ctrl-C, a second SIGTERM: no more grace).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+from socket import socket
+
+import uvicorn
+from starlette.applications import Starlette
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+from ..settings import Settings
+from .api import ServeOptions, create_app
+from .deployment import DrainingServer, log_to_stderr, server_config
+
+__all__ = ["embedded_state", "run_workers"]
+
+logger = logging.getLogger("qwen_gradio")
+
+
+def embedded_state() -> tuple[str, Path]:
+    """A new SQLite state for the workers of this machine, and its folder (removed at exit)."""
+    folder = Path(tempfile.mkdtemp(prefix="qwen-gradio-state-"))
+    return f"sqlite:///{folder / 'state.db'}", folder
+
+
+class Worker(Process):
+    """One worker: the app made in the worker from ``settings`` and ``options``."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket],
+        served: tuple[Settings, ServeOptions, bool],
+    ) -> None:
+        self.served = served  # pickled to the worker with the rest of it
+        self.app: Starlette | None = None
+        super().__init__(config, sockets)
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            os.setpgrp()  # out of the terminal's group: the parent says when to stop
+            settings, options, quiet = self.served
+            log_to_stderr(access=not quiet)
+            app = self.app = create_app(settings, options)
+            config = server_config(app, self.config.host, self.config.port, options.grace)
+            self._server = DrainingServer(config, app.state.drain, options.grace)
+        return self._server
+
+    def target(self, sockets: list[socket] | None = None) -> None:
+        assert self.server is not None  # made here first, not by the health check's thread
+        try:
+            super().target(sockets)
+        finally:  # also after a forced exit, which skips the app's shutdown
+            if self.app is not None:
+                self.app.state.client.close()
+
+
+class Workers(Multiprocess):
+    """uvicorn's supervisor, starting ``Worker``s; a second signal forces the exit."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket],
+        served: tuple[Settings, ServeOptions, bool],
+    ) -> None:
+        self.served = served
+        super().__init__(config, sockets)
+
+    def init_processes(self) -> None:
+        for _ in range(self.processes_num):
+            process = Worker(self.config, self.sockets, self.served)
+            process.start()
+            self.processes.append(process)
+
+    def keep_subprocess_alive(self) -> None:
+        for index, process in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            if process.process.is_alive():
+                continue
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:  # it would fail the same way again
+                logger.error("worker %s could not start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            logger.warning("worker %s ended (%s); starting another", process.pid, process.exitcode)
+            fresh = Worker(self.config, self.sockets, self.served)
+            fresh.start()
+            self.processes[index] = fresh
+
+    def run(self) -> None:
+        self.init_processes()
+        while not self.should_exit.wait(0.5):
+            self.handle_signals()
+            self.keep_subprocess_alive()
+        self.signal_queue.clear()
+        self.terminate_all()
+        for process in self.processes:
+            while process.process.is_alive():
+                process.process.join(0.2)
+                if self.signal_queue:  # a second signal: end them now
+                    self.signal_queue.clear()
+                    for other in self.processes:
+                        if other.process.is_alive() and other.pid is not None:
+                            os.kill(other.pid, signal.SIGTERM)
+
+
+def run_workers(
+    settings: Settings,
+    options: ServeOptions,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    quiet: bool,
+) -> None:
+    """Serve with ``workers`` processes until a signal (``--workers``)."""
+    folder = None
+    if settings.state is None:
+        url, folder = embedded_state()
+        settings = settings.replace(state=url)
+    config = uvicorn.Config("qwen_gradio.serve:app", host=host, port=port, workers=workers)
+    said = logging.getLogger("uvicorn.error")
+    said.info("%d workers share the state %s", workers, settings.state)
+    sock = config.bind_socket()
+    try:
+        Workers(config, [sock], (settings, options, quiet)).run()
+    finally:
+        sock.close()
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)

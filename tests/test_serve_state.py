@@ -1,0 +1,295 @@
+"""A fleet of ``serve`` processes sharing one state, as a team runs it: three servers on a real
+Redis (Debian's ``redis-server`` on a free port), and ``serve --workers 3`` on the embedded
+SQLite state. Everything goes through real sockets; nothing is mocked.
+
+Without ``redis-server`` the Redis test is skipped, unless ``QWEN_GRADIO_REQUIRE_REDIS=1``
+makes that an error (as in CI, whose ``.ci/run`` installs it).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from qwen_gradio.serve import SPACE_HEADER
+
+from .conftest import ROOT, Replica
+from .helpers import FaultyFrontEnd, ServerProcess, free_port, replica_reply
+
+REDIS_SERVER = shutil.which("redis-server")
+MODEL = "qwen-2.5-max"
+FAILED = "failed ("  # the one line a server logs when its shared state goes away
+BACK = "answers again (away"
+
+
+class RedisServer:
+    """A real Redis on a free loopback port, in a folder of the test's (no persistence)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
+        self.process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        command = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        for line in self.process.stdout:  # until it says it is ready (or ends)
+            if "Ready to accept connections" in line:
+                threading.Thread(target=self.process.stdout.read, daemon=True).start()
+                return
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis(port=self.port, decode_responses=True)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        if os.environ.get("QWEN_GRADIO_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def serve_command(spaces: list[str], *extra: str) -> tuple[list[str], int]:
+    port = free_port()
+    command = [sys.executable, "-m", "qwen_gradio", "serve", "--port", str(port), "--quiet"]
+    for space in spaces:
+        command += ["--space", space]
+    return [*command, *extra], port
+
+
+@contextmanager
+def servers(
+    count: int, spaces: list[str], tmp_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[list[ServerProcess]]:
+    """``count`` serve processes, started at once, each with its ``url``."""
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    made = []
+    for _ in range(count):
+        command, port = serve_command(spaces, *extra)
+        server = ServerProcess(command, environment, str(tmp_path))
+        server.url = f"http://127.0.0.1:{port}"  # type: ignore[attr-defined]
+        made.append(server)
+    with ExitStack() as stack, concurrent.futures.ThreadPoolExecutor(count) as pool:
+        for entered in pool.map(stack.enter_context, made):
+            assert "Traceback" not in entered.startup
+        yield made
+
+
+def respond(url: str, text: str, previous: str | None = None, **headers: str) -> httpx.Response:
+    """One Responses API request on a connection of its own."""
+    body: dict[str, Any] = {"model": MODEL, "input": text}
+    if previous is not None:
+        body["previous_response_id"] = previous
+    return httpx.post(f"{url}/v1/responses", json=body, headers=headers, timeout=60)
+
+
+def chat(url: str, text: str) -> httpx.Response:
+    body = {"model": MODEL, "messages": [{"role": "user", "content": text}]}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60)
+
+
+def health(url: str) -> dict[str, Any]:
+    return httpx.get(f"{url}/health", timeout=10).json()  # type: ignore[no-any-return]
+
+
+def until(condition: Callable[[], Any], what: str, timeout: float = 20) -> Any:
+    """Ask ``condition()`` again until it holds (each ask is a request: no sleeping), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+    raise AssertionError(f"never: {what}")
+
+
+def member(url: str, space: str) -> dict[str, Any]:
+    (found,) = [m for m in health(url)["members"] if m["space"] == space]
+    return found  # type: ignore[no-any-return]
+
+
+def text_of(response: httpx.Response) -> str:
+    assert response.status_code == 200, response.text
+    (message,) = [item for item in response.json()["output"] if item["type"] == "message"]
+    return message["content"][0]["text"]  # type: ignore[no-any-return]
+
+
+def chain(urls: list[str], turns: int) -> list[str]:
+    """A conversation of ``turns`` responses, turn k on ``urls[k % len(urls)]``, each continuing
+    the one before; the last asks the replica for the history it was sent."""
+    previous = None
+    for k in range(turns - 1):
+        response = respond(urls[k % len(urls)], f"turn {k}", previous)
+        assert text_of(response) == replica_reply(f"turn {k}")
+        previous = response.json()["id"]
+    last = text_of(respond(urls[(turns - 1) % len(urls)], "/history", previous))
+    return [user for user, _ in json.loads(last)]
+
+
+def test_three_servers_share_one_redis(
+    replica6: Replica, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Three servers, a pool of two Spaces (the replica behind two front ends, each of which
+    holds, refuses with a stated wait, or forwards the jobs it is sent), one Redis. A response
+    made on one server is continued on the others; a reply in flight through one is seen by
+    all and routed around; a Space rate-limited through one is avoided by the others for the
+    wait it stated; Redis killed mid-run fails no request (each server says so once), and once
+    it is back the servers share again by themselves."""
+    modes = {"a": "hold", "b": "hold"}
+
+    def rule(name: str) -> Callable[[str, str], str]:
+        return lambda method, path: modes[name] if path.endswith("queue/join") else "forward"
+
+    with (
+        FaultyFrontEnd(replica6.url, rule("a"), retry_in=30) as a,
+        FaultyFrontEnd(replica6.url, rule("b"), retry_in=30) as b,
+        servers(3, [a.url, b.url], tmp_path, "--state", redis_server.url) as fleet,
+    ):
+        fronts, name = {a.url: a, b.url: b}, {a.url: "a", b.url: "b"}
+
+        def joins() -> dict[str, int]:
+            return {
+                url: sum(p.endswith("queue/join") for _, p, _ in f.seen)
+                for url, f in fronts.items()
+            }
+
+        urls = [s.url for s in fleet]  # type: ignore[attr-defined]
+        assert {health(u)["state"]["url"] for u in urls} == {redis_server.url}
+
+        # a reply in flight through the first server: the others see it and go elsewhere
+        held = concurrent.futures.ThreadPoolExecutor(1)
+        holding = held.submit(chat, urls[0], "held")
+        (x,) = until(lambda: [u for u, n in joins().items() if n], "the held job at a front")
+        (y,) = set(fronts) - {x}
+        modes[name[x]] = modes[name[y]] = "forward"  # (the held job waits for its gate)
+        for url in urls[1:]:
+            until(lambda u=url: member(u, x)["fleet_in_flight"] == 1, "seen in flight")
+        assert chat(urls[1], "routed").headers[SPACE_HEADER] == y  # nothing in flight there
+
+        # rate-limited through the first server: the others avoid it until its wait ends
+        modes[name[y]] = "429"
+        before = joins()
+        first = chat(urls[0], "one")  # to y (the first server's own reply is on x): refused
+        assert first.status_code == 200 and first.headers[SPACE_HEADER] == x
+        assert joins()[y] == before[y] + 1
+        for k, url in enumerate(urls[1:] * 2):
+            until(lambda u=url: member(u, y)["cooling_down"], "cooling everywhere")
+            assert chat(url, f"other {k}").headers[SPACE_HEADER] == x
+        assert joins()[y] == before[y] + 1  # no other server tried it
+        left = redis_server.client().pttl(f"qwen_gradio:cool:{y}/")
+        assert 0 < left <= 30_000  # it ends with the wait the Space stated
+        modes[name[y]] = "forward"
+        fronts[x].gate.set()
+        assert holding.result(timeout=30).json()["choices"][0]["message"]["content"] == (
+            replica_reply("held")
+        )
+        held.shutdown()
+        for url in urls:
+            until(lambda u=url: member(u, x)["fleet_in_flight"] == 0, "nothing in flight")
+
+        # a response made on one server, continued on the others
+        assert chain(urls, 6) == [f"turn {k}" for k in range(5)]
+
+        # Redis killed mid-run: no request fails; a response is still continued where made
+        redis_server.stop()
+        for url in urls:
+            made = respond(url, "while away")
+            assert text_of(made) == replica_reply("while away")
+            again = respond(url, "/history", made.json()["id"])
+            assert json.loads(text_of(again)) == [["while away", replica_reply("while away")]]
+        for server in fleet:
+            assert sum(FAILED in line for line in server.log) == 1, server.log
+
+        # Redis back (empty, as a restarted one is): the servers share again, by themselves
+        redis_server.start()
+        for url in urls:
+            until(lambda u=url: health(u)["state"]["shared"], "shared again")
+        assert chain(urls[::-1], 4) == ["turn 0", "turn 1", "turn 2"]
+        for server in fleet:
+            assert sum(BACK in line for line in server.log) == 1, server.log
+            assert "Traceback" not in "".join(server.log)
+
+
+def pinned(
+    url: str, pids: int, headers: dict[str, str], limit: int = 200
+) -> dict[int, httpx.Client]:
+    """A kept-alive connection to each of ``pids`` different workers: connections are opened
+    until that many workers have answered (each tells its pid at /health)."""
+    found: dict[int, httpx.Client] = {}
+    for _ in range(limit):
+        client = httpx.Client(base_url=url, headers=headers, timeout=60)
+        pid = client.get("/health").json()["pid"]
+        if pid in found:
+            client.close()
+        else:
+            found[pid] = client
+        if len(found) == pids:
+            return found
+    raise AssertionError(f"only {len(found)} workers answered {limit} connections")
+
+
+def test_workers_share_the_embedded_state(replica6: Replica, tmp_path: Path) -> None:
+    """``serve --workers 3`` with no --state: a SQLite file of the workers' own. A response
+    made on one worker is continued on the others, a key's limit holds across them; the file
+    is gone after the server stops."""
+    keys = {"team": "sk-team-key", "ci": {"key": "sk-ci-key-0", "rpm": 3}}
+    env = {"QWEN_GRADIO_API_KEYS": json.dumps(keys), "TMPDIR": str(tmp_path)}
+    command, port = serve_command([replica6.url], "--workers", "3")
+    url = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    with ServerProcess(command, environment, str(tmp_path)) as server:
+        server.wait_for("Application startup complete")
+        (folder,) = tmp_path.glob("qwen-gradio-state-*")
+        team = {"authorization": "Bearer sk-team-key"}
+        ci = {"authorization": "Bearer sk-ci-key-0"}
+        workers = pinned(url, 3, team)
+        clients = list(workers.values())
+        previous = None
+        for k in range(6):  # turn k on worker k % 3
+            body: dict[str, Any] = {"model": MODEL, "input": f"turn {k}"}
+            if previous:
+                body["previous_response_id"] = previous
+            made = clients[k % 3].post("/v1/responses", json=body)
+            assert text_of(made) == replica_reply(f"turn {k}")
+            previous = made.json()["id"]
+        body = {"model": MODEL, "input": "/history", "previous_response_id": previous}
+        history = json.loads(text_of(clients[0].post("/v1/responses", json=body)))
+        assert [user for user, _ in history] == [f"turn {k}" for k in range(6)]
+        statuses = [
+            clients[k % 3].get("/v1/models", headers=ci).status_code for k in range(5)
+        ]  # 3 a minute for "ci", whichever worker counts
+        assert statuses == [200, 200, 200, 429, 429]
+        for client in clients:
+            client.close()
+        assert "Traceback" not in "".join(server.log)
+    assert not folder.exists()
