@@ -23,6 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
+from .helpers import REDIS_SERVER, RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
 G5_PYTHON_ENV = "QWEN_GRADIO_G5_PYTHON"
 G4_PYTHON_ENV = "QWEN_GRADIO_G4_PYTHON"
@@ -216,3 +218,17 @@ def pytest_recording_configure(config: pytest.Config, vcr: Any) -> None:
     from .cassette_config import gradio_matcher
 
     vcr.register_matcher("gradio", gradio_matcher)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real Redis on a free port (Debian's redis-server): skipped without it, unless
+    ``QWEN_GRADIO_REQUIRE_REDIS=1`` makes that an error (as in CI, which installs it)."""
+    if REDIS_SERVER is None:
+        if os.environ.get("QWEN_GRADIO_REQUIRE_REDIS") == "1":
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()

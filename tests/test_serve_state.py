@@ -1,9 +1,6 @@
 """A fleet of ``serve`` processes sharing one state, as a team runs it: three servers on a real
 Redis (Debian's ``redis-server`` on a free port), and ``serve --workers 3`` on the embedded
 SQLite state. Everything goes through real sockets; nothing is mocked.
-
-Without ``redis-server`` the Redis test is skipped, unless ``QWEN_GRADIO_REQUIRE_REDIS=1``
-makes that an error (as in CI, whose ``.ci/run`` installs it).
 """
 
 from __future__ import annotations
@@ -11,10 +8,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
-import shutil
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -22,62 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from qwen_gradio.serve import SPACE_HEADER
 
 from .conftest import ROOT, Replica
-from .helpers import FaultyFrontEnd, ServerProcess, free_port, replica_reply
+from .helpers import FaultyFrontEnd, RedisServer, ServerProcess, free_port, replica_reply
 
-REDIS_SERVER = shutil.which("redis-server")
 MODEL = "qwen-2.5-max"
 FAILED = "failed ("  # the one line a server logs when its shared state goes away
 BACK = "answers again (away"
-
-
-class RedisServer:
-    """A real Redis on a free loopback port, in a folder of the test's (no persistence)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port, self.folder = free_port(), folder
-        self.process: subprocess.Popen[str] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        command = [str(REDIS_SERVER), "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.folder)]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-        assert self.process.stdout is not None
-        for line in self.process.stdout:  # until it says it is ready (or ends)
-            if "Ready to accept connections" in line:
-                threading.Thread(target=self.process.stdout.read, daemon=True).start()
-                return
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def client(self) -> Any:
-        import redis
-
-        return redis.Redis(port=self.port, decode_responses=True)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        if os.environ.get("QWEN_GRADIO_REQUIRE_REDIS") == "1":
-            pytest.fail("redis-server is not installed (apt-get install redis-server)")
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def serve_command(spaces: list[str], *extra: str) -> tuple[list[str], int]:
