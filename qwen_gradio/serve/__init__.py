@@ -19,7 +19,8 @@ request waits in the Space's queue, comment lines keep the connection alive; a c
 away cancels the job. Beyond ``max_replies`` replies at once, a request gets a 503 at once.
 Every response carries an ``x-request-id``, and each request is one line of the access log
 (``serve.deployment``, which also drains the server on a signal). CORS is off unless origins
-are allowed. The server keeps no per-conversation state: run as many processes as you like.
+are allowed. Several processes (``--workers``, or servers on several machines) share one state
+(``Settings.state``: stored responses, key limits, each Space's load and cooldown).
 """
 
 from __future__ import annotations

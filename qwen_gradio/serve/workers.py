@@ -54,13 +54,21 @@ class Worker(Process):
     @property
     def server(self) -> uvicorn.Server:
         if self._server is None:
-            os.setpgrp()  # out of the terminal's group: the parent says when to stop
+            if hasattr(os, "setpgrp"):
+                os.setpgrp()  # out of the terminal's group: the parent says when to stop
             settings, options, quiet = self.served
             log_to_stderr(access=not quiet)
             app = self.app = create_app(settings, options)
             config = server_config(app, self.config.host, self.config.port, options.grace)
             self._server = DrainingServer(config, app.state.drain, options.grace)
         return self._server
+
+    def always_pong(self) -> None:
+        """Answer the parent's health checks; once it is gone, drain and exit."""
+        try:
+            super().always_pong()
+        except (EOFError, OSError):
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def target(self, sockets: list[socket] | None = None) -> None:
         assert self.server is not None  # made here first, not by the health check's thread
