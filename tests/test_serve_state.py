@@ -167,8 +167,17 @@ def test_three_servers_share_one_redis(
         # a response made on one server, continued on the others
         assert chain(urls, 6) == [f"turn {k}" for k in range(5)]
 
-        # Redis killed mid-run: no request fails; a response is still continued where made
-        redis_server.stop()
+        # Redis killed mid-run (replies in flight on each server): no request fails; a
+        # response is still continued where it was made
+        runs = replica6.next_run()
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            flying = [pool.submit(chat, urls[k % 3], "/long 300") for k in range(6)]
+            until(lambda: replica6.next_run() >= runs + 6, "six replies running")
+            redis_server.stop()
+            for reply in flying:
+                assert reply.result(timeout=60).status_code == 200
+                content = reply.result().json()["choices"][0]["message"]["content"]
+                assert content == "".join(f"t{k} " for k in range(300))
         for url in urls:
             made = respond(url, "while away")
             assert text_of(made) == replica_reply("while away")
@@ -176,6 +185,7 @@ def test_three_servers_share_one_redis(
             assert json.loads(text_of(again)) == [["while away", replica_reply("while away")]]
         for server in fleet:
             assert sum(FAILED in line for line in server.log) == 1, server.log
+            assert "Traceback" not in "".join(server.log)
 
         # Redis back (empty, as a restarted one is): the servers share again, by themselves
         redis_server.start()
