@@ -169,3 +169,23 @@ def test_the_environment_names_the_state(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert Settings.build("a/b").state == url
     named = f"redis://127.0.0.1:{free_port()}/0"
     assert Settings.build("a/b", state=named).state == named  # the argument first
+
+
+async def test_a_long_reply_is_rewritten_while_it_lasts_and_cleared_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's entry is rewritten every ``REFRESH`` seconds (0 here: before each call),
+    so that the others keep counting a reply longer than ``STALE``; closing clears it."""
+    monkeypatch.setattr(shared_module, "REFRESH", 0.0)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    state = open_state(url)
+    state.in_flight(SPACE, 1)
+    await state.loads([SPACE])
+    reader = SqliteStore(tmp_path / "state.db")
+    (first,) = reader.db.execute("SELECT at FROM flight").fetchone()
+    await state.loads([SPACE])  # a call: a rewrite comes before it
+    (second,) = reader.db.execute("SELECT at FROM flight").fetchone()
+    assert second > first
+    state.close()
+    assert reader.db.execute("SELECT COUNT(*) FROM flight").fetchone() == (0,)  # cleared
+    reader.close()

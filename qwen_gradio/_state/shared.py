@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -82,11 +83,16 @@ class SharedState:
         self._calls.put((call, future))
 
     def _work(self) -> None:
+        refresh_at = time.monotonic() + REFRESH
         while True:
+            if time.monotonic() >= refresh_at:  # however busy the thread is
+                refresh_at = time.monotonic() + REFRESH
+                with contextlib.suppress(_Away):
+                    self._guarded(self._refresh)
             try:
-                item = self._calls.get(timeout=REFRESH)
+                item = self._calls.get(timeout=max(refresh_at - time.monotonic(), 0.0))
             except queue.Empty:
-                item = (self._refresh, None)
+                continue
             if item is None:
                 break
             call, future = item
@@ -135,7 +141,10 @@ class SharedState:
                 now - self._away_since,
             )
             self._away_since = None
-            self._refresh()  # what this process has in flight, at once
+            try:
+                self._refresh()  # what this process has in flight, at once
+            except Exception as error:  # the next call finds out, and logs it
+                logger.debug("rewriting the replies in flight to %s: %r", self.url, error)
         return result
 
     def _refresh(self) -> None:
