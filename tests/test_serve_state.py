@@ -8,6 +8,8 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import os
+import select
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -250,3 +252,20 @@ def test_workers_share_the_embedded_state(replica6: Replica, tmp_path: Path) -> 
             client.close()
         assert "Traceback" not in "".join(server.log)
     assert not folder.exists()
+
+
+def test_workers_end_when_their_parent_is_killed(replica6: Replica, tmp_path: Path) -> None:
+    """The parent killed (SIGKILL: it cannot stop them): each worker notices and drains."""
+    command, port = serve_command([replica6.url], "--workers", "2")
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp_path)}
+    with ServerProcess(command, environment, str(tmp_path)) as server:
+        server.wait_for("Application startup complete")  # a worker listens
+        workers = pinned(f"http://127.0.0.1:{port}", 2, {})
+        for client in workers.values():
+            client.close()
+        ends = [os.pidfd_open(pid) for pid in workers]  # readable once the process ended
+        server.process.send_signal(signal.SIGKILL)
+        for end in ends:
+            assert select.select([end], [], [], 30)[0], "a worker outlived its parent"
+            os.close(end)
+        assert "Traceback" not in "".join(server.log)

@@ -15,6 +15,8 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
+import time
 from pathlib import Path
 from socket import socket
 
@@ -49,6 +51,7 @@ class Worker(Process):
     ) -> None:
         self.served = served  # pickled to the worker with the rest of it
         self.app: Starlette | None = None
+        self.parent = os.getpid()
         super().__init__(config, sockets)
 
     @property
@@ -63,15 +66,15 @@ class Worker(Process):
             self._server = DrainingServer(config, app.state.drain, options.grace)
         return self._server
 
-    def always_pong(self) -> None:
-        """Answer the parent's health checks; once it is gone, drain and exit."""
-        try:
-            super().always_pong()
-        except (EOFError, OSError):
-            os.kill(os.getpid(), signal.SIGTERM)
+    def orphaned(self) -> None:
+        """Once the parent is gone (killed: it could not stop us), drain and exit."""
+        while os.getppid() == self.parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def target(self, sockets: list[socket] | None = None) -> None:
         assert self.server is not None  # made here first, not by the health check's thread
+        threading.Thread(target=self.orphaned, name="qwen_gradio-parent", daemon=True).start()
         try:
             super().target(sockets)
         finally:  # also after a forced exit, which skips the app's shutdown
