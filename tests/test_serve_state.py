@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from qwen_gradio.serve import SPACE_HEADER
 
@@ -80,6 +81,15 @@ def until(condition: Callable[[], Any], what: str, timeout: float = 20) -> Any:
         if found:
             return found
     raise AssertionError(f"never: {what}")
+
+
+def state_shared(url: str) -> float:
+    """The server's ``qwen_gradio_state_shared``, read with Prometheus' own parser."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    (family,) = [
+        f for f in text_string_to_metric_families(text) if f.name == "qwen_gradio_state_shared"
+    ]
+    return float(family.samples[0].value)
 
 
 def member(url: str, space: str) -> dict[str, Any]:
@@ -188,11 +198,13 @@ def test_three_servers_share_one_redis(
         for server in fleet:
             assert sum(FAILED in line for line in server.log) == 1, server.log
             assert "Traceback" not in "".join(server.log)
+        assert [state_shared(url) for url in urls] == [0.0, 0.0, 0.0]
 
         # Redis back (empty, as a restarted one is): the servers share again, by themselves
         redis_server.start()
         for url in urls:
             until(lambda u=url: health(u)["state"]["shared"], "shared again")
+        assert [state_shared(url) for url in urls] == [1.0, 1.0, 1.0]
         assert chain(urls[::-1], 4) == ["turn 0", "turn 1", "turn 2"]
         for server in fleet:
             assert sum(BACK in line for line in server.log) == 1, server.log

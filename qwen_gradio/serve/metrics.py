@@ -9,7 +9,8 @@ behind the API key when keys are set).
 - per Space of the pool (``space``): ``qwen_gradio_space_retries_total`` (replies that failed
   there before their first token and were tried again), ``qwen_gradio_space_failovers_total``
   (of those, tried on another Space), ``qwen_gradio_space_up`` (0 while it cools down after a
-  failure), ``qwen_gradio_space_in_flight``, ``qwen_gradio_space_queue_wait_seconds``.
+  failure), ``qwen_gradio_space_in_flight``, ``qwen_gradio_space_queue_wait_seconds``;
+- ``qwen_gradio_state_shared``: 1 while the shared state (``--state``) answers, else 0.
 
 Each process counts its own (one process per registry); a fleet sums them in Prometheus.
 """
@@ -63,6 +64,11 @@ class Metrics:
             "qwen_gradio_tokens", "Tokens of complete replies", ["kind"], registry=registry
         )
         registry.register(SpaceCollector(client))
+        Gauge(
+            "qwen_gradio_state_shared",
+            "1 while the shared state answers (0: this process's own, or a store away)",
+            registry=registry,
+        ).set_function(lambda: float(client.state.shared))
 
     def observe(self, stream: AsyncStream) -> None:
         """A reply has ended: its times, and its tokens if it is complete."""
