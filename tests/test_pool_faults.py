@@ -95,13 +95,17 @@ def ask(
 
 
 class Clock:
-    """The monotonic clock of ``qwen_gradio._client.job``, which a test can move forward."""
+    """The clocks of ``qwen_gradio._client.job`` (monotonic, and the wall clock a shared state's
+    cooldowns are kept on), which a test can move forward together."""
 
     def __init__(self) -> None:
         self.ahead = 0.0
 
     def monotonic(self) -> float:
         return time.monotonic() + self.ahead
+
+    def time(self) -> float:
+        return time.time() + self.ahead
 
 
 @pytest.mark.parametrize(("generation", "transport", "mode"), SCENARIOS)
@@ -113,7 +117,8 @@ def test_three_spaces_through_a_kill_a_full_queue_a_rate_limit_and_a_restart(
         pytest.skip(f"no Python with {generation} here")
     clock = Clock()
     monkeypatch.setattr(
-        "qwen_gradio._client.job.time", types.SimpleNamespace(monotonic=clock.monotonic)
+        "qwen_gradio._client.job.time",
+        types.SimpleNamespace(monotonic=clock.monotonic, time=clock.time),
     )
     monkeypatch.setattr("qwen_gradio.routing.random.random", lambda: 0.5)  # backoff: 300 s
     port = free_port()
