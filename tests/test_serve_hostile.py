@@ -301,8 +301,15 @@ def test_health_answers_from_what_it_knows_when_the_space_is_down(tmp_path: Path
     body = health.json()
     assert health.status_code == 200 and body["status"] == "ok"
     assert body["members"] == [
-        {"space": dead, "connected": False, "cooling_down": False, "in_flight": 0}
+        {
+            "space": dead,
+            "connected": False,
+            "cooling_down": False,
+            "in_flight": 0,
+            "fleet_in_flight": 0,
+        }
     ]
+    assert body["state"] == {"url": "local", "shared": False}
 
 
 def test_batch_on_a_full_disk_ends_with_one_line_and_keeps_what_it_wrote(
