@@ -17,6 +17,7 @@ import signal
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from socket import socket
 
@@ -40,16 +41,21 @@ def embedded_state() -> tuple[str, Path]:
     return f"sqlite:///{folder / 'state.db'}", folder
 
 
-class Worker(Process):
-    """One worker: the app made in the worker from ``settings`` and ``options``."""
+@dataclass(frozen=True)
+class Served:
+    """What each worker serves (pickled to it): the app's settings and options, and whether
+    the access log is off."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        sockets: list[socket],
-        served: tuple[Settings, ServeOptions, bool],
-    ) -> None:
-        self.served = served  # pickled to the worker with the rest of it
+    settings: Settings
+    options: ServeOptions
+    quiet: bool
+
+
+class Worker(Process):
+    """One worker: the app made in the worker from what is ``served``."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], served: Served) -> None:
+        self.served = served
         self.app: Starlette | None = None
         self.parent = os.getpid()
         super().__init__(config, sockets)
@@ -59,11 +65,12 @@ class Worker(Process):
         if self._server is None:
             if hasattr(os, "setpgrp"):
                 os.setpgrp()  # out of the terminal's group: the parent says when to stop
-            settings, options, quiet = self.served
-            log_to_stderr(access=not quiet)
-            app = self.app = create_app(settings, options)
-            config = server_config(app, self.config.host, self.config.port, options.grace)
-            self._server = DrainingServer(config, app.state.drain, options.grace)
+            served = self.served
+            log_to_stderr(access=not served.quiet)
+            app = self.app = create_app(served.settings, served.options)
+            grace = served.options.grace
+            config = server_config(app, self.config.host, self.config.port, grace)
+            self._server = DrainingServer(config, app.state.drain, grace)
         return self._server
 
     def orphaned(self) -> None:
@@ -85,12 +92,7 @@ class Worker(Process):
 class Workers(Multiprocess):
     """uvicorn's supervisor, starting ``Worker``s; a second signal forces the exit."""
 
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        sockets: list[socket],
-        served: tuple[Settings, ServeOptions, bool],
-    ) -> None:
+    def __init__(self, config: uvicorn.Config, sockets: list[socket], served: Served) -> None:
         self.served = served
         super().__init__(config, sockets)
 
@@ -152,7 +154,7 @@ def run_workers(
     said.info("%d workers share the state %s", workers, settings.state)
     sock = config.bind_socket()
     try:
-        Workers(config, [sock], (settings, options, quiet)).run()
+        Workers(config, [sock], Served(settings, options, quiet)).run()
     finally:
         sock.close()
         if folder is not None:
