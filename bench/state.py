@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--states", default="local,sqlite,redis")
+    parser.add_argument("--generation", choices=["6"], default="6")
     parser.add_argument("--smoke", action="store_true", help="one small run (the test suite's)")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS-state.md")
     args = parser.parse_args(argv)

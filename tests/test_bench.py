@@ -11,6 +11,7 @@ from bench.cold import KINDS
 from bench.run import METHODS
 
 from .conftest import ROOT
+from .helpers import RedisServer
 
 
 def smoke_run(script: str, output: Path) -> tuple[str, dict[str, str]]:
@@ -86,3 +87,15 @@ def test_the_shutdown_benchmark_smoke_run(tmp_path: Path) -> None:
     _, rows = smoke_run("shutdown.py", tmp_path / "RESULTS-shutdown.md")
     rows.pop("what")
     assert len(rows) == 5 and all("failed" not in line for line in rows.values())
+
+
+def test_the_shared_state_benchmark_smoke_run(tmp_path: Path, redis_server: RedisServer) -> None:
+    """Every state in every table, every stream exact (``redis_server`` is asked for its skip
+    rule only: the benchmark starts a Redis of its own)."""
+    report, _ = smoke_run("state.py", tmp_path / "RESULTS-state.md")
+    tables = [part for part in report.split("\n\n") if part.startswith("| state")]
+    assert len(tables) == 3  # the operations, through serve, the streams
+    for table in tables:
+        rows = table.splitlines()[2:]
+        assert [row.split("|")[1].strip() for row in rows] == ["local", "sqlite", "redis"]
+    assert all("| 10/10 |" in row for row in tables[2].splitlines()[2:])
