@@ -182,55 +182,55 @@ async def _streams(url: str, count: int) -> dict[str, Any]:
         return {"seconds": time.perf_counter() - started, "exact": sum(exact), "count": count}
 
 
+def _table(intro: str, header: str, cells: dict[str, list[str]]) -> list[str]:
+    """A report's table: ``intro``, then a row per state of its ``cells``."""
+    columns = header.count("|") - 1
+    rows = [f"| {name} | {' | '.join(row)} |" for name, row in cells.items()]
+    return ["", intro, "", header, "|---" * columns + "|", *rows]
+
+
 def _report(rows: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
-    base = rows[next(iter(rows))]
+    first = rows[next(iter(rows))]
+    chat0, chained0 = statistics.median(first["chat"]), statistics.median(first["chained"])
     lines = [
         "# What a shared state costs serve",
         "",
         f"{platform.platform()}, Python {platform.python_version()},"
         f" {os.cpu_count()} cores; a gradio 6 replica (64 jobs at once, 1 ms a token);"
         f" redis-server and SQLite on this machine; {time.strftime('%Y-%m-%d')}.",
-        "",
+    ]
+    lines += _table(
         "Each operation on the state (µs, median of 300, an idle loop):",
-        "",
         "| state | loads (before each reply) | keep (a response) | kept | hit (a key's limit) |",
-        "|---|---|---|---|---|",
-    ]
-    for name, row in rows.items():
-        ops = row["ops"]
-        lines.append(
-            f"| {name} | {ops['loads']:.0f} | {ops['keep']:.0f} | {ops['kept']:.0f}"
-            f" | {ops['hit']:.0f} |"
-        )
-    lines += [
-        "",
-        f"Through serve ({args.requests} requests per server, asked in turn; medians):",
-        "",
-        "| state | chat completion (ms) | vs first | Responses turn, chained (ms) | vs first |",
-        "|---|---|---|---|---|",
-    ]
-    base_chat, base_chained = statistics.median(base["chat"]), statistics.median(base["chained"])
+        {
+            name: [f"{row['ops'][op]:.0f}" for op in ("loads", "keep", "kept", "hit")]
+            for name, row in rows.items()
+        },
+    )
+    served = {}
     for name, row in rows.items():
         chat, chained = statistics.median(row["chat"]), statistics.median(row["chained"])
-        lines.append(
-            f"| {name} | {chat:.2f} | {chat - base_chat:+.2f} | {chained:.2f}"
-            f" | {chained - base_chained:+.2f} |"
-        )
+        served[name] = [f"{chat:.2f}", f"{chat - chat0:+.2f}", f"{chained:.2f}"]
+        served[name].append(f"{chained - chained0:+.2f}")
+    lines += _table(
+        f"Through serve ({args.requests} requests per server, asked in turn; medians):",
+        "| state | chat completion (ms) | vs first | Responses turn, chained (ms) | vs first |",
+        served,
+    )
     if args.streams:
-        lines += [
-            "",
+        lines += _table(
             f"{args.streams} streamed replies at once through one server (`--max-replies"
             f" {max(args.streams, 64)}`, 100 deltas each):",
-            "",
             "| state | all ended after (s) | exact | the server's peak memory (MB) |",
-            "|---|---|---|---|",
-        ]
-        for name, row in rows.items():
-            streams = row["streams"]
-            lines.append(
-                f"| {name} | {streams['seconds']:.1f} | {streams['exact']}/{streams['count']}"
-                f" | {streams['peak_mb']:.0f} |"
-            )
+            {
+                name: [
+                    f"{row['streams']['seconds']:.1f}",
+                    f"{row['streams']['exact']}/{row['streams']['count']}",
+                    f"{row['streams']['peak_mb']:.0f}",
+                ]
+                for name, row in rows.items()
+            },
+        )
     return "\n".join(lines) + "\n"
 
 

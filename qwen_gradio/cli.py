@@ -749,8 +749,9 @@ def serve(
     try:
         from .serve import ServeOptions, create_app
         from .serve.api import allowed_hosts, environment_keys
-        from .serve.deployment import log_to_stderr, run
+        from .serve.deployment import log_to_stderr
         from .serve.keys import load_keys
+        from .serve.server import run
     except ImportError as exc:
         raise click.ClickException(
             "the API server needs starlette, uvicorn and pydantic:"

@@ -103,9 +103,7 @@ class LocalState:
         pass
 
     async def hit(self, name: str, limit: int, window: float) -> float | None:
-        return self.hit_now(name, limit, window, time.monotonic())
-
-    def hit_now(self, name: str, limit: int, window: float, now: float) -> float | None:
+        now = time.monotonic()
         seen = self._hits.setdefault(name, collections.deque())
         while seen and seen[0] <= now - window:
             seen.popleft()

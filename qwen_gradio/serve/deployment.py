@@ -1,7 +1,8 @@
 """What a deployed ``serve`` needs around the API itself: a request id and one access-log line
-per request (``RequestLog``), and a shutdown that drains (``Drain``, ``run``).
+per request (``RequestLog``), the server's log on stderr, and a shutdown that drains (``Drain``;
+``serve.server.run`` runs uvicorn with it).
 
-On SIGTERM or Ctrl-C, ``run`` stops accepting connections at once and lets the replies in
+On SIGTERM or Ctrl-C, the server stops accepting connections at once and lets the replies in
 flight go on for the grace period; then each one still running is ended (a streamed one with an
 OpenAI error event and ``data: [DONE]``, a whole one with a 503) and its job cancelled on the
 Space; the process exits once they have ended. A second signal skips what is left of the grace
@@ -12,26 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import time
 import uuid
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
-
-import uvicorn
 
 __all__ = [
     "ACCESS_LOGGER",
     "GRACE",
     "REQUEST_ID_HEADER",
     "Drain",
-    "DrainingServer",
     "RequestLog",
     "log_to_stderr",
-    "run",
-    "server_config",
 ]
 
 ACCESS_LOGGER = "qwen_gradio.access"
@@ -156,48 +150,3 @@ def log_to_stderr(access: bool) -> None:
             logger.addHandler(handler)
             logger.setLevel(level)
     access_log.propagate = False  # its lines once, through its own handler
-
-
-class DrainingServer(uvicorn.Server):
-    """uvicorn's server, draining ``drain`` on a signal: new requests refused at once, the
-    replies in flight ended after ``grace`` seconds; a second signal ends them now."""
-
-    def __init__(self, config: uvicorn.Config, drain: Drain, grace: float) -> None:
-        super().__init__(config)
-        self.drain, self.grace = drain, grace
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def startup(self, sockets: Any = None) -> None:
-        self.loop = asyncio.get_running_loop()
-        await super().startup(sockets=sockets)
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.should_exit:  # a second signal: no more grace
-            self.force_exit = True
-            if self.loop is not None:
-                self.loop.call_soon_threadsafe(self.drain.stop)
-            return
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.drain.begin, self.grace)
-        super().handle_exit(sig, frame)
-
-
-def server_config(app: Any, host: str, port: int, grace: float) -> uvicorn.Config:
-    """uvicorn's settings for ``app``: the access log is ``RequestLog``'s, not uvicorn's."""
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        server_header=False,
-        access_log=False,  # RequestLog's lines instead, with the request id and duration
-        timeout_graceful_shutdown=math.ceil(grace) + 1,  # a backstop: replies end at grace
-    )
-
-
-def run(app: Any, drain: Drain, *, host: str, port: int, grace: float = GRACE) -> bool:
-    """Serve ``app`` with uvicorn until a signal, draining as the module says; True if a second
-    signal forced the exit."""
-    server = DrainingServer(server_config(app, host, port, grace), drain, grace)
-    server.run()
-    return bool(server.force_exit)

@@ -3,7 +3,7 @@
 The parent binds the socket, starts the workers (uvicorn's supervisor: a worker that dies is
 started again) and, unless a state is named (``--state``), makes the embedded one: a SQLite file
 in a private temporary folder, removed at exit. Each worker builds the app from the same
-settings and options and drains on a signal as a single server does (``deployment.run``). The
+settings and options and drains on a signal as a single server does (``server.run``). The
 workers leave the terminal's process group: Ctrl-C reaches the parent alone, which passes one
 SIGTERM to each (a second Ctrl-C, a second SIGTERM: no more grace).
 """
@@ -28,7 +28,8 @@ from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from ..settings import Settings
 from .api import ServeOptions, create_app
-from .deployment import DrainingServer, log_to_stderr, server_config
+from .deployment import log_to_stderr
+from .server import DrainingServer, server_config
 
 __all__ = ["embedded_state", "run_workers"]
 
@@ -80,7 +81,7 @@ class Worker(Process):
         os.kill(os.getpid(), signal.SIGTERM)
 
     def target(self, sockets: list[socket] | None = None) -> None:
-        assert self.server is not None  # made here first, not by the health check's thread
+        _ = self.server  # made here first, not by the health check's thread
         threading.Thread(target=self.orphaned, name="qwen_gradio-parent", daemon=True).start()
         try:
             super().target(sockets)
