@@ -11,6 +11,7 @@ import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import pytest
 
@@ -25,6 +26,7 @@ from qwen_gradio import (
     StreamEvent,
     TextDelta,
 )
+from qwen_gradio.routing import cooldown
 
 from .conftest import Replica, generation_python, shared_replica, start_replica
 from .helpers import FaultyFrontEnd, free_port, replica_reply
@@ -120,7 +122,9 @@ def test_three_spaces_through_a_kill_a_full_queue_a_rate_limit_and_a_restart(
         "qwen_gradio._client.job.time",
         types.SimpleNamespace(monotonic=clock.monotonic, time=clock.time),
     )
-    monkeypatch.setattr("qwen_gradio.routing.random.random", lambda: 0.5)  # backoff: 300 s
+    # The backoff's jitter pinned: 0.5 x 600 s. (Patching ``random.random`` did nothing: the
+    # default argument had bound the function already; 1 run in ~600 cooled a member < 1 s.)
+    monkeypatch.setattr("qwen_gradio._client.job.cooldown", partial(cooldown, rand=lambda: 0.5))
     port = free_port()
     killed: Replica | None = start_replica(python, f"{generation}-killed", port=port)
     upstream = shared_replica(generation)
@@ -178,6 +182,9 @@ def test_three_spaces_through_a_kill_a_full_queue_a_rate_limit_and_a_restart(
                     (q.url, QueueFullError),
                     (r.url, RateLimitedError),
                 }
+                # Pinned backoff: the two cool for 300 s (the test is far shorter), r for 1 s.
+                cooling = {m.name: m.health.cooling_until for m in client.members}
+                assert min(cooling[k], cooling[q.url]) - clock.monotonic() > 290
 
                 # 4. Every Space cools down; the rate-limited one for the 1 s it stated, the
                 # others for their backoff (300 s): the reply waits for that one, no sooner.
