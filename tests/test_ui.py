@@ -649,6 +649,25 @@ def test_a_wait_counts_down_says_where_and_stop_ends_it(
     context.close()
 
 
+def test_closing_the_tab_mid_reply_cancels_the_job_on_the_space(
+    browser: Any, page_url: str, side: Replica
+) -> None:
+    """A person who closes the tab while a reply streams: the Space's job ends there (by hand:
+    0.10 s after the tab closed), not after its last token."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(page_url)
+    run = side.next_run()
+    message = page.locator("textarea[data-testid=textbox]").first
+    message.fill("/long 5000")
+    message.press("Enter")
+    expect(page.locator('[data-testid="bot"]').last).to_contain_text("t0 ")
+    context.close()
+    assert_stopped_early(side.wait(run), 5000)
+
+
 def test_a_chat_keeps_its_settings_and_each_reply_says_how_it_went(
     browser: Any, page_url: str, side: Replica
 ) -> None:
