@@ -255,8 +255,10 @@ def test_rate_limits_and_timeouts_have_their_statuses(replica6: Replica, tmp_pat
             json={"model": "qwen-2.5-max", "messages": "hi"},
             timeout=30,
         )
-        # refused while connecting: the wait the front end states is passed on
+        # refused while connecting: the wait the front end states is passed on, and a client
+        # may try again after it (no x-should-retry: false)
         assert response.status_code == 429 and response.headers["retry-after"] == "83"
+        assert "x-should-retry" not in response.headers
     with serve(replica6.url, tmp_path, "--timeout", "0.5") as running:
         url = running.url  # type: ignore[attr-defined]
         quota_error = "/error You have exceeded your GPU quota. Retry in 0:01:23."
@@ -270,7 +272,8 @@ def test_rate_limits_and_timeouts_have_their_statuses(replica6: Replica, tmp_pat
             client(running.url).chat.completions.create(  # type: ignore[attr-defined]
                 model="qwen-2.5-max", messages=[{"role": "user", "content": "/slow 3 late"}]
             )
-        assert info.value.status_code == 504
+        assert info.value.status_code == 504  # the job may have run: not to be sent again
+        assert info.value.response.headers["x-should-retry"] == "false"
 
 
 @contextlib.contextmanager

@@ -71,9 +71,14 @@ class ApiError(Exception):
 def api_error(error: QwenGradioError) -> ApiError:
     """The HTTP error for a qwen_gradio error met before the reply's first token: its status,
     type, code and param are the error class's own (``qwen_gradio.errors``), with a
-    ``Retry-After`` of the wait the Space stated (at least 1 s), else the class's default."""
+    ``Retry-After`` of the wait the Space stated (at least 1 s), else the class's default. An
+    error that trying again cannot help (``retryable`` false; a reply not the JSON asked for has
+    been asked twice already) says ``x-should-retry: false``: OpenAI's SDKs would otherwise
+    send a 5xx twice more, each a job on the Space."""
     wait = error.retry_after if error.retry_after is not None else error.default_wait
-    headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else None
+    headers = {"Retry-After": str(max(1, math.ceil(wait)))} if wait is not None else {}
+    if not error.retryable:
+        headers["x-should-retry"] = "false"
     return ApiError(
         error.http_status,
         error.message,
