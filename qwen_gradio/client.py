@@ -212,8 +212,9 @@ class QwenClient:
         options: Mapping[str, Any] | None = None,
         **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages`` (its text; see ``astream``). A reply that is not the
-        JSON ``response_format`` asks for is asked once more (InvalidReplyError after that)."""
+        """The whole reply to ``messages`` (its text; see ``astream``). A reply that is not what
+        it was asked to be (the JSON ``response_format`` asks for, the call ``tool_choice`` asks
+        for) is asked once more (InvalidReplyError after that)."""
         for again in (False, True):
             try:
                 async with self.astream(messages, system=system, options=options, **asked) as s:

@@ -72,15 +72,24 @@ def test_pydantic_ai_with_a_tool_and_a_structured_output(python: str, base_url: 
     assert run(python, "pydantic_ai", base_url) == ["The tools said: sunny in Paris", CITY]
 
 
-def test_langchain_bind_tools_and_structured_output(python: str, base_url: str) -> None:
-    """``bind_tools`` whole and streamed; ``with_structured_output`` by json_schema (its
-    default) and by function calling."""
+def test_langchain_bind_tools_and_structured_output(
+    python: str, base_url: str, space: Replica
+) -> None:
+    """``bind_tools`` whole and streamed, with ``parallel_tool_calls=False`` (one call of
+    two) and ``tool_choice="any"`` (a reply in words: asked twice, then a 502 the SDK does not
+    send again); ``with_structured_output`` by json_schema (its default) and by function
+    calling."""
+    run_before = space.next_run()
     assert run(python, "langchain", base_url) == [
         "get_weather {'city': 'Paris'}",
         "get_weather {'city': 'Rome'}",
+        "['get_weather']",
+        "502 invalid_reply",
         CITY,
         CITY,
     ]
+    queries = [r["query"] for r in space.runs()[run_before:]]
+    assert queries.count("/calls [] Just words.") == 2
 
 
 def test_smolagents_tool_calling_and_code_agents(

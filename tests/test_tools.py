@@ -199,11 +199,11 @@ def every_split(reply: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     return seen
 
 
-TWO_CALLS = (
+CALL_WEATHER = (
     "Let me check.\n<tool_call>\n"
-    '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>\n'
-    '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
+    '{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
 )
+TWO_CALLS = CALL_WEATHER + '\n<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>'
 
 
 @pytest.mark.parametrize(
@@ -313,6 +313,44 @@ def test_a_reply_with_calls_finishes_with_tool_calls() -> None:
     assert shaper.finish_reason == "tool_calls" and shaper.raw == TWO_CALLS
 
 
+def test_parallel_tool_calls_false_ends_the_reply_at_its_first_call() -> None:
+    """As vLLM does (PR 26233): later calls are never handed out; here the reply is also done
+    there, so that the job is cancelled on the Space. Every split of the reply in two."""
+    shape = ReplyShape(tools=check_tools([WEATHER, TIME]), parallel_tool_calls=False)
+    seen = set()
+    for k in range(len(TWO_CALLS) + 1):
+        shaper = Shaper(shape)
+        pieces = shaper.feed(TWO_CALLS[:k])
+        pieces += [] if shaper.done else shaper.feed(TWO_CALLS[k:])
+        pieces += [] if shaper.done else shaper.finish()
+        names = tuple(p.name for p in pieces if isinstance(p, ToolCall))
+        seen.add((names, shaper.done, shaper.finish_reason, shaper.invalid))
+    assert seen == {(("get_weather",), True, "tool_calls", None)}
+
+
+@pytest.mark.parametrize(
+    ("choice", "reply", "why"),
+    [
+        ("required", "It is sunny.", "tool_choice is 'required', but the reply called no function"),
+        ("required", TWO_CALLS, None),
+        ("get_time", TWO_CALLS, None),
+        ("get_time", "It is noon.", "asked for a call of 'get_time', but the reply called no"),
+        ("get_time", CALL_WEATHER, "asked for a call of 'get_time', but the reply called 'get_w"),
+        ("auto", "It is sunny.", None),
+    ],
+)
+def test_a_reply_without_the_call_tool_choice_asks_for_is_invalid(
+    choice: str, reply: str, why: str | None
+) -> None:
+    shaper = Shaper(ReplyShape(tools=check_tools([WEATHER, TIME]), tool_choice=choice))
+    shaper.feed(reply)
+    shaper.finish()
+    if why is None:
+        assert shaper.invalid is None
+    else:
+        assert shaper.invalid is not None and why in shaper.invalid
+
+
 # -- through the client, against the replica (stop and max_tokens also on the Space's own 5) ------
 
 CALLS = '/calls [["get_weather", {"city": "Paris"}], ["get_time", {}]] Let me check.'
@@ -335,6 +373,28 @@ def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica6: Repli
     completed = events[-1]
     assert isinstance(completed, ReplyCompleted) and completed.tool_calls == tuple(calls)
     assert "# Tools" in replica6.wait(run)["system"]
+
+
+def test_tool_choice_and_parallel_tool_calls_are_kept_to(replica6: Replica) -> None:
+    from qwen_gradio import InvalidReplyError, QwenClient
+
+    with QwenClient(replica6.url) as client:
+        with client.stream(CALLS, tools=[WEATHER, TIME], parallel_tool_calls=False) as stream:
+            stream.until_done()
+            assert [c.name for c in stream.tool_calls] == ["get_weather"]
+            assert (stream.text, stream.finish_reason) == ("Let me check.", "tool_calls")
+        run = replica6.next_run()
+        words = "/calls [] Just words."
+        with pytest.raises(InvalidReplyError, match="'required', but the reply called no"):
+            client.chat(words, tools=[WEATHER], tool_choice="required")
+        assert len(replica6.runs()) - run == 2  # a whole reply is asked once more
+        named = {"type": "function", "function": {"name": "get_time"}}
+        with client.stream(CALLS, tools=[WEATHER, TIME], tool_choice=named) as stream:
+            stream.until_done()  # get_time among the calls: what was asked
+        with client.stream(words, tools=[WEATHER], tool_choice="required") as stream:
+            with pytest.raises(InvalidReplyError) as caught:
+                stream.until_done()
+            assert caught.value.partial_text == stream.text == "Just words."
 
 
 async def test_a_tool_round_reaches_the_space_in_qwens_format(replica6: Replica) -> None:

@@ -11,6 +11,9 @@ what its usage counts. I/O-free; the token limit counts with the functions it is
   held back until the next delta says (never shown, never lost).
 - ``max_tokens``: the reply is counted in Qwen's tokens as it streams and cut at exactly the
   limit.
+- ``tool_choice`` "required" or a function's name: at the end ``invalid`` says so when the reply
+  called no function (or not that one); ``parallel_tool_calls`` false: the reply ends at its
+  first call (later ones are never handed out).
 - ``response_format`` (``json_object``, ``json_schema``): asked of the model after the system
   prompt (``JsonFormat.instruction``); a code fence around the reply is taken off as it streams;
   at the end ``invalid`` says why the text is not a JSON object (or does not follow the schema,
@@ -155,7 +158,7 @@ def shaped_request(
     if json_format is not None:
         system_prompt = conversation.system + json_format.instruction()
         conversation = dataclasses.replace(conversation, system=system_prompt)
-    return conversation, ReplyShape(tools, stop, limit, choice, json_format)
+    return conversation, ReplyShape(tools, stop, limit, choice, json_format, parallel)
 
 
 def check_stop(stop: Any) -> tuple[str, ...]:
@@ -176,13 +179,15 @@ def check_stop(stop: Any) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class ReplyShape:
     """What a reply is asked to be: ``tools`` it may call (already rendered into the prompt),
-    ``stop`` sequences, ``max_tokens``."""
+    with ``tool_choice`` and ``parallel_tool_calls``, ``stop`` sequences, ``max_tokens``, a JSON
+    format."""
 
     tools: tuple[Tool, ...] = ()
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
     tool_choice: str | None = field(default=None, compare=False)
     json: JsonFormat | None = None
+    parallel_tool_calls: bool | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:
@@ -217,7 +222,8 @@ class Shaper:
         self.done = False
         self.finish_reason = "stop"
         self.shown = ""  # the text handed out
-        self.invalid: str | None = None  # why the reply is not the JSON asked for
+        self.invalid: str | None = None  # why the reply is not what it was asked to be
+        self.calls: list[ToolCall] = []  # handed out
         self._held = ""  # may begin a stop sequence
         self._bytes = 0  # of raw, in UTF-8
         self._stops = shape.stop
@@ -225,10 +231,7 @@ class Shaper:
         self._count, self._cut = count, cut
         calls = shape.tools if shape.tool_choice != "none" else ()
         self._parser = ToolCallParser(calls) if calls else None
-
-    @property
-    def calls(self) -> list[ToolCall]:
-        return self._parser.calls if self._parser is not None else []
+        self._one_call = shape.parallel_tool_calls is False
 
     def feed(self, delta: str) -> list[str | ToolCall]:
         """The pieces ``delta`` (new text from the Space) brings."""
@@ -268,17 +271,44 @@ class Shaper:
             pieces = self._parser.feed(held) + self._parser.finish()
         elif held:
             pieces = [held]
+        shown = self._shown(pieces)
         if self.calls and self.finish_reason != "length":
             self.finish_reason = "tool_calls"
-        shown = self._shown(pieces)
         if self.shape.json is not None and not self.calls:
             self.invalid = self.shape.json.problem(self.shown.strip())
+        if self.invalid is None and self.finish_reason != "length":
+            self.invalid = self._uncalled()
         return shown
 
     def _shown(self, pieces: list[str | ToolCall]) -> list[str | ToolCall]:
-        kept = [p for p in pieces if p != ""]
-        self.shown += "".join(p for p in kept if isinstance(p, str))
+        """The pieces handed out: none after the first call when only one is allowed (the
+        reply is then done)."""
+        kept: list[str | ToolCall] = []
+        for piece in pieces:
+            if self._one_call and self.calls:
+                break
+            if isinstance(piece, ToolCall):
+                self.calls.append(piece)
+                self.done = self.done or self._one_call
+            elif piece:
+                self.shown += piece
+            else:
+                continue
+            kept.append(piece)
         return kept
+
+    def _uncalled(self) -> str | None:
+        """Why the reply is not the call ``tool_choice`` asked for; None when it is."""
+        choice = self.shape.tool_choice
+        if self._parser is None or choice in (None, "auto", "none"):
+            return None
+        names = [call.name for call in self.calls]
+        if choice == "required":
+            return None if names else "tool_choice is 'required', but the reply called no function"
+        if choice in names:
+            return None
+        called = ", ".join(repr(name) for name in names) if names else "no function"
+        return f"tool_choice asked for a call of {choice!r}, but the reply called {called}"
 
     def _unfenced(self, text: str) -> str:
         """A JSON reply's text without the code fence a model may put around it: the fence's

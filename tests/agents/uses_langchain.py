@@ -1,7 +1,9 @@
-"""LangChain: bind_tools whole and streamed; with_structured_output (json_schema, tools)."""
+"""LangChain: bind_tools whole and streamed, one call at most, a call forced; with_structured_output
+(json_schema, tools)."""
 
 import os
 
+import openai
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
@@ -22,6 +24,25 @@ chunks = None
 for chunk in bound.stream("What's the weather in Rome?"):
     chunks = chunk if chunks is None else chunks + chunk
 print(chunks.tool_calls[0]["name"], chunks.tool_calls[0]["args"])
+
+
+@tool
+def get_time(zone: str) -> str:
+    """The time now in a time zone."""
+    return f"noon in {zone}"
+
+
+# A reply that calls two tools, where one call at most is allowed (as LangGraph's supervisors
+# ask): the first call alone.
+two = '/calls [["get_weather", {"city": "Oslo"}], ["get_time", {"zone": "CET"}]] Checking.'
+single = llm.bind_tools([get_weather, get_time], parallel_tool_calls=False).invoke(two)
+print([call["name"] for call in single.tool_calls])
+# A call forced ("any" is OpenAI's "required"), a reply in words: asked twice, then an error
+# that the SDK does not retry.
+try:
+    llm.bind_tools([get_weather], tool_choice="any").invoke("/calls [] Just words.")
+except openai.InternalServerError as error:
+    print(error.status_code, error.body["code"])
 
 
 class City(BaseModel):
