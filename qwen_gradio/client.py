@@ -212,13 +212,15 @@ class QwenClient:
         options: Mapping[str, Any] | None = None,
         **asked: Unpack[ReplyArguments],
     ) -> str:
-        """The whole reply to ``messages`` (its text; see ``astream``). A reply that is not what
-        it was asked to be (the JSON ``response_format`` asks for, the call ``tool_choice`` asks
-        for) is asked once more (InvalidReplyError after that)."""
+        """The whole reply to ``messages`` (its text; see ``astream``). A reply that is not the
+        JSON ``response_format`` asks for is asked once more (InvalidReplyError after that); so is
+        one without the call ``tool_choice`` asks for (the second is the answer, as it is)."""
         for again in (False, True):
             try:
                 async with self.astream(messages, system=system, options=options, **asked) as s:
-                    return await s.until_done()
+                    text = await s.until_done()
+                    if again or s.missed_call is None:
+                        return text
             except InvalidReplyError:
                 if again:
                     raise
@@ -251,7 +253,9 @@ class QwenClient:
         for again in (False, True):
             try:
                 with self.stream(messages, system=system, options=options, **asked) as stream:
-                    return stream.until_done()
+                    text = stream.until_done()
+                    if again or stream.missed_call is None:
+                        return text
             except InvalidReplyError:
                 if again:
                     raise

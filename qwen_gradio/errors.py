@@ -220,9 +220,8 @@ class SpaceProtocolError(QwenGradioError):
 
 
 class InvalidReplyError(QwenGradioError):
-    """The reply is not what it was asked to be: the JSON ``response_format`` asks for (or JSON
-    that follows the schema), or the call ``tool_choice`` asks for ("required", a function);
-    the message says why. A whole reply is asked once more before this is raised."""
+    """The reply is not what ``response_format`` asked for (JSON, or JSON that follows the
+    schema); the message says why. A whole reply is asked once more before this is raised."""
 
     g4f_error = "ResponseError"
 

@@ -89,6 +89,46 @@ def test_a_whole_tool_round_with_the_openai_client(server: str, space: Replica) 
     assert seen["system"].startswith("Use the tools.\n\n# Tools")
 
 
+def test_tool_choice_and_parallel_tool_calls_through_serve(server: str, space: Replica) -> None:
+    """A whole reply without the call ``tool_choice`` asks for is asked once more, and the
+    second is the answer (chat completions and the Responses API, which keeps only its
+    items); ``parallel_tool_calls`` false: one call of two."""
+    words = "/calls [] Just words."
+    run = space.next_run()
+    reply = client(server).chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": words}],
+        tools=[WEATHER, TIME],
+        tool_choice="required",
+    )
+    assert (reply.choices[0].message.content, reply.choices[0].finish_reason) == (
+        "Just words.",
+        "stop",
+    )
+    assert len(space.runs()) - run == 2
+    tools = [{"type": "function", **tool["function"]} for tool in (WEATHER, TIME)]
+    run = space.next_run()
+    response = client(server).responses.create(
+        model=MODEL,
+        input=words,
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice={"type": "function", "name": "get_time"},
+    )
+    assert [item.type for item in response.output] == ["message"]
+    assert response.output_text == "Just words." and len(space.runs()) - run == 2
+    single = client(server).responses.create(
+        model=MODEL,
+        input=CALLS,
+        tools=tools,  # type: ignore[arg-type]
+        parallel_tool_calls=False,
+    )
+    assert [(item.type, getattr(item, "name", None)) for item in single.output] == [
+        ("message", None),
+        ("function_call", "get_weather"),
+    ]
+    assert single.parallel_tool_calls is False
+
+
 @pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
 def test_stop_and_max_tokens_end_the_reply_and_its_job(
     server: str, space: Replica, streamed: bool

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from qwen_gradio._core.messages import to_conversation
-from qwen_gradio._core.shape import ReplyShape, Shaper, check_stop
+from qwen_gradio._core.shape import ReplyShape, Shaper, check_stop, missed_call
 from qwen_gradio._core.tools import (
     ToolCall,
     ToolCallParser,
@@ -337,18 +337,20 @@ def test_parallel_tool_calls_false_ends_the_reply_at_its_first_call() -> None:
         ("get_time", "It is noon.", "asked for a call of 'get_time', but the reply called no"),
         ("get_time", CALL_WEATHER, "asked for a call of 'get_time', but the reply called 'get_w"),
         ("auto", "It is sunny.", None),
+        ("none", "It is sunny.", None),
     ],
 )
-def test_a_reply_without_the_call_tool_choice_asks_for_is_invalid(
+def test_a_reply_without_the_call_tool_choice_asks_for_is_told(
     choice: str, reply: str, why: str | None
 ) -> None:
-    shaper = Shaper(ReplyShape(tools=check_tools([WEATHER, TIME]), tool_choice=choice))
+    shape = ReplyShape(tools=check_tools([WEATHER, TIME]), tool_choice=choice)
+    shaper = Shaper(shape)
     shaper.feed(reply)
     shaper.finish()
-    if why is None:
-        assert shaper.invalid is None
-    else:
-        assert shaper.invalid is not None and why in shaper.invalid
+    missed = missed_call(shape, shaper.calls, shaper.finish_reason)
+    assert missed is None if why is None else why in (missed or "")
+    assert shaper.invalid is None  # not an error: a whole reply is asked again, then answered
+    assert missed_call(shape, [], "length") is None  # cut at max_tokens: "length" says so
 
 
 # -- through the client, against the replica (stop and max_tokens also on the Space's own 5) ------
@@ -376,7 +378,7 @@ def test_a_reply_with_tool_calls_streams_its_text_then_the_calls(replica6: Repli
 
 
 def test_tool_choice_and_parallel_tool_calls_are_kept_to(replica6: Replica) -> None:
-    from qwen_gradio import InvalidReplyError, QwenClient
+    from qwen_gradio import QwenClient
 
     with QwenClient(replica6.url) as client:
         with client.stream(CALLS, tools=[WEATHER, TIME], parallel_tool_calls=False) as stream:
@@ -385,16 +387,18 @@ def test_tool_choice_and_parallel_tool_calls_are_kept_to(replica6: Replica) -> N
             assert (stream.text, stream.finish_reason) == ("Let me check.", "tool_calls")
         run = replica6.next_run()
         words = "/calls [] Just words."
-        with pytest.raises(InvalidReplyError, match="'required', but the reply called no"):
-            client.chat(words, tools=[WEATHER], tool_choice="required")
-        assert len(replica6.runs()) - run == 2  # a whole reply is asked once more
+        # A whole reply without the call asked for is asked once more; the second is the answer.
+        assert client.chat(words, tools=[WEATHER], tool_choice="required") == "Just words."
+        assert len(replica6.runs()) - run == 2
         named = {"type": "function", "function": {"name": "get_time"}}
         with client.stream(CALLS, tools=[WEATHER, TIME], tool_choice=named) as stream:
-            stream.until_done()  # get_time among the calls: what was asked
-        with client.stream(words, tools=[WEATHER], tool_choice="required") as stream:
-            with pytest.raises(InvalidReplyError) as caught:
-                stream.until_done()
-            assert caught.value.partial_text == stream.text == "Just words."
+            stream.until_done()
+            assert stream.missed_call is None  # get_time among the calls: what was asked
+        with client.stream(words, tools=[WEATHER, TIME], tool_choice=named) as stream:
+            assert stream.until_done() == "Just words."  # a stream is read as it comes
+            assert stream.missed_call == (
+                "tool_choice asked for a call of 'get_time', but the reply called no function"
+            )
 
 
 async def test_a_tool_round_reaches_the_space_in_qwens_format(replica6: Replica) -> None:

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from .._core.messages import Conversation
 from .._core.reply import HandedOut, QueueStatus, ReplyCompleted, ReplyState, StreamEvent, TextDelta
-from .._core.shape import ReplyShape, Shaper
+from .._core.shape import ReplyShape, Shaper, missed_call
 from .._core.tools import ToolCall
 from ..errors import InvalidReplyError, StreamClosedError
 from ..tokens import Usage, count_text, first_tokens, usage_of
@@ -37,6 +37,7 @@ class _ReplyView:
     """What both streams say of their reply, read from its job's state."""
 
     _job: Job
+    _shape: ReplyShape | None
 
     @property
     def conversation(self) -> Conversation:
@@ -105,6 +106,15 @@ class _ReplyView:
         """How many times the reply was tried (more than 1 after a ``Retrying``)."""
         return self._job.attempts
 
+    @property
+    def missed_call(self) -> str | None:
+        """Once the reply is complete, why it is not the call ``tool_choice`` asked for
+        ("required", a function); None when it is, or none was asked. ``chat`` and serve ask a
+        whole reply that missed once more."""
+        if not self.completed:
+            return None
+        return missed_call(self._shape, self.tool_calls, self.finish_reason)
+
 
 class AsyncStream(_ReplyView):
     """One streamed reply: an async iterator of text deltas, closable, an async context manager.
@@ -117,6 +127,7 @@ class AsyncStream(_ReplyView):
 
     def __init__(self, job: Job, shape: ReplyShape | None = None) -> None:
         self._job = job
+        self._shape = shape
         self._events: AsyncGenerator[StreamEvent, None] | None = None
         self._closed = False
         # A reply asked with tools, stop or max_tokens is read through a Shaper; its view is
@@ -282,7 +293,7 @@ class Stream(_ReplyView):
 
     def __init__(self, inner: AsyncStream, runner: LoopThread) -> None:
         self._inner = inner
-        self._job = inner._job
+        self._job, self._shape = inner._job, inner._shape
         self._runner = runner
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pump: Pump | None = None

@@ -11,9 +11,8 @@ what its usage counts. I/O-free; the token limit counts with the functions it is
   held back until the next delta says (never shown, never lost).
 - ``max_tokens``: the reply is counted in Qwen's tokens as it streams and cut at exactly the
   limit.
-- ``tool_choice`` "required" or a function's name: at the end ``invalid`` says so when the reply
-  called no function (or not that one); ``parallel_tool_calls`` false: the reply ends at its
-  first call (later ones are never handed out).
+- ``parallel_tool_calls`` false: the reply ends at its first call (later ones are never handed
+  out). ``missed_call`` says when a finished reply is not the call ``tool_choice`` asks for.
 - ``response_format`` (``json_object``, ``json_schema``): asked of the model after the system
   prompt (``JsonFormat.instruction``); a code fence around the reply is taken off as it streams;
   at the end ``invalid`` says why the text is not a JSON object (or does not follow the schema,
@@ -39,6 +38,7 @@ __all__ = [
     "ReplyShape",
     "Shaper",
     "check_stop",
+    "missed_call",
     "shaped_request",
 ]
 
@@ -197,6 +197,24 @@ class ReplyShape:
         return calls or asked
 
 
+def missed_call(
+    shape: ReplyShape | None, calls: Sequence[ToolCall], finish_reason: str | None
+) -> str | None:
+    """Why a finished reply is not the call ``shape.tool_choice`` asks for ("required", or a
+    function's name); None when it is, when none is asked, or when the reply was cut at
+    ``max_tokens`` (its ``finish_reason`` says so already)."""
+    choice = shape.tool_choice if shape is not None else None
+    if choice in (None, "auto", "none") or finish_reason == "length":
+        return None
+    names = [call.name for call in calls]
+    if choice == "required":
+        return None if names else "tool_choice is 'required', but the reply called no function"
+    if choice in names:
+        return None
+    called = ", ".join(repr(name) for name in names) if names else "no function"
+    return f"tool_choice asked for a call of {choice!r}, but the reply called {called}"
+
+
 def _partial(text: str, sequences: Sequence[str]) -> int:
     """How many characters at the end of ``text`` may begin one of ``sequences``."""
     longest = 0
@@ -222,7 +240,7 @@ class Shaper:
         self.done = False
         self.finish_reason = "stop"
         self.shown = ""  # the text handed out
-        self.invalid: str | None = None  # why the reply is not what it was asked to be
+        self.invalid: str | None = None  # why the reply is not the JSON asked for
         self.calls: list[ToolCall] = []  # handed out
         self._held = ""  # may begin a stop sequence
         self._bytes = 0  # of raw, in UTF-8
@@ -276,8 +294,6 @@ class Shaper:
             self.finish_reason = "tool_calls"
         if self.shape.json is not None and not self.calls:
             self.invalid = self.shape.json.problem(self.shown.strip())
-        if self.invalid is None and self.finish_reason != "length":
-            self.invalid = self._uncalled()
         return shown
 
     def _shown(self, pieces: list[str | ToolCall]) -> list[str | ToolCall]:
@@ -296,19 +312,6 @@ class Shaper:
                 continue
             kept.append(piece)
         return kept
-
-    def _uncalled(self) -> str | None:
-        """Why the reply is not the call ``tool_choice`` asked for; None when it is."""
-        choice = self.shape.tool_choice
-        if self._parser is None or choice in (None, "auto", "none"):
-            return None
-        names = [call.name for call in self.calls]
-        if choice == "required":
-            return None if names else "tool_choice is 'required', but the reply called no function"
-        if choice in names:
-            return None
-        called = ", ".join(repr(name) for name in names) if names else "no function"
-        return f"tool_choice asked for a call of {choice!r}, but the reply called {called}"
 
     def _unfenced(self, text: str) -> str:
         """A JSON reply's text without the code fence a model may put around it: the fence's

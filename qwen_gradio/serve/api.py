@@ -412,8 +412,8 @@ class Api:
 
             if not asked.stream:
                 response = await whole(request, [stream], self.drain, completed, again)
-                for done in answered[-1:]:  # kept before the response goes out
-                    await remember(done)
+                if response.status_code == 200:  # kept before the response goes out
+                    await remember(answered[-1])
                 return response
             render = ResponseEvents(stream, writer, remember)
             return streamed_response(

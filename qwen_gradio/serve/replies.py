@@ -72,18 +72,20 @@ async def whole(
 ) -> Response:
     """Read the whole replies, at once (their jobs cancelled if the client goes away or the
     server stops, or one fails); the response is ``body_of(streams, texts)``. Replies that are
-    not the JSON asked for are asked once more, with ``again()``'s streams."""
+    not the JSON asked for, or miss the call ``tool_choice`` asks for, are asked once more,
+    with ``again()``'s streams."""
     response = await _whole(request, streams, drain, body_of)
-    if again is not None and isinstance(response, InvalidReply):
+    if again is not None and isinstance(response, AskAgain):
         response = await _whole(request, again(), drain, body_of)
-    return response.error if isinstance(response, InvalidReply) else response
+    return response.response if isinstance(response, AskAgain) else response
 
 
 @dataclass
-class InvalidReply:
-    """A reply read whole that is not the JSON asked for: its error response."""
+class AskAgain:
+    """Replies read whole to ask once more: ``response`` is the answer if they are not (an
+    error for a reply not the JSON asked for; the replies themselves for a missed call)."""
 
-    error: Response
+    response: Response
 
 
 async def _whole(
@@ -91,7 +93,7 @@ async def _whole(
     streams: Streams,
     drain: Drain,
     body_of: Callable[[Streams, list[str]], dict[str, Any]],
-) -> Response | InvalidReply:
+) -> Response | AskAgain:
     replies: asyncio.Future[list[str]] = asyncio.ensure_future(_texts(streams))
     gone = asyncio.ensure_future(_disconnected(request))
     stopping = asyncio.ensure_future(drain.event().wait())
@@ -108,14 +110,15 @@ async def _whole(
             texts = list(replies.result())
         except QwenGradioError as error:
             failed = api_error(error).response(request.state.request_id)
-            return InvalidReply(failed) if isinstance(error, InvalidReplyError) else failed
+            return AskAgain(failed) if isinstance(error, InvalidReplyError) else failed
     finally:
         for waiter in (gone, stopping):
             waiter.cancel()
         await asyncio.gather(gone, stopping, return_exceptions=True)
         await asyncio.gather(*(s.aclose() for s in streams))  # the others' jobs, if one failed
     spaces = ", ".join(dict.fromkeys(s.space or "" for s in streams))
-    return JSONResponse(body_of(streams, texts), headers={SPACE_HEADER: spaces})
+    answer = JSONResponse(body_of(streams, texts), headers={SPACE_HEADER: spaces})
+    return AskAgain(answer) if any(s.missed_call for s in streams) else answer
 
 
 async def _texts(streams: Streams) -> list[str]:

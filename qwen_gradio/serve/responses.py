@@ -297,10 +297,11 @@ class ResponseWriter:
     def whole(
         self, text: str, calls: list[ToolCall], usage: Usage | None, reason: str | None
     ) -> dict[str, Any]:
-        """The response of a reply read whole."""
-        if text or not calls:
-            self.output.append(_message(f"msg_{uuid.uuid4().hex}", text, "completed"))
-        self.output += [_function_call(call) for call in calls]
+        """The response of a reply read whole (of its last try, when it was asked again)."""
+        message = (
+            [_message(f"msg_{uuid.uuid4().hex}", text, "completed")] if text or not calls else []
+        )
+        self.output = message + [_function_call(call) for call in calls]
         return self.response(_status(reason), usage)
 
     # -- the stream ---------------------------------------------------------------------------
