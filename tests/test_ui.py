@@ -450,9 +450,7 @@ def test_choosing_an_option_in_a_browser(browser: Any, sized_page_url: str) -> N
     page = browser.new_context(viewport={"width": 1100, "height": 900}).new_page()
     page.goto(sized_page_url)
     page.get_by_label("7B", exact=True).check()
-    message = page.locator("textarea[data-testid=textbox]").first
-    message.fill("/options")
-    message.press("Enter")
+    _send(page, "/options")
     expect(page.locator('[data-testid="bot"]').last).to_have_text('{"model_size": "7B"}')
     page.screenshot(path=str(ARTIFACTS / "ui-options.png"))
 
@@ -556,13 +554,18 @@ def test_the_welcome_math_and_editing_a_sent_message(
     context.close()
 
 
+def _send(page: Any, text: str) -> None:
+    """Send ``text`` from the message box, as a person does (typed in, Enter)."""
+    message = page.locator("textarea[data-testid=textbox]").first
+    message.fill(text)
+    message.press("Enter")
+
+
 def _chat(page: Any, text: str, reply: str) -> None:
     """Send ``text`` from the message box; wait for ``reply`` to end the chat."""
     from playwright.sync_api import expect
 
-    message = page.locator("textarea[data-testid=textbox]").first
-    message.fill(text)
-    message.press("Enter")
+    _send(page, text)
     expect(page.locator('[data-testid="bot"]').last).to_have_text(reply)
 
 
@@ -620,9 +623,7 @@ def test_a_wait_counts_down_says_where_and_stop_ends_it(
     page = context.new_page()
     page.goto(page_url)
     run = side.next_run()
-    message = page.locator("textarea[data-testid=textbox]").first
-    message.fill("/error You have exceeded your GPU quota. Try again in 0:00:06")
-    message.press("Enter")
+    _send(page, "/error You have exceeded your GPU quota. Try again in 0:00:06")
     counting = re.compile(r"Rate limited \(try 1 of 3\); trying again in (\d) s")
     wait_note = page.get_by_text(counting)
     expect(wait_note).to_be_visible()
@@ -660,9 +661,7 @@ def test_closing_the_tab_mid_reply_cancels_the_job_on_the_space(
     page = context.new_page()
     page.goto(page_url)
     run = side.next_run()
-    message = page.locator("textarea[data-testid=textbox]").first
-    message.fill("/long 5000")
-    message.press("Enter")
+    _send(page, "/long 5000")
     expect(page.locator('[data-testid="bot"]').last).to_contain_text("t0 ")
     context.close()
     assert_stopped_early(side.wait(run), 5000)
@@ -805,9 +804,7 @@ def test_stop_while_queued_on_a_gradio5_space(browser: Any) -> None:
         with QwenClient(space.url) as blocker:
             holding = blocker.stream("/lockstep hold on")
             assert next(holding) == "hold"  # the Space's only slot is taken
-            message = page.locator("textarea[data-testid=textbox]").first
-            message.fill("/echo never asked")
-            message.press("Enter")
+            _send(page, "/echo never asked")
             expect(page.get_by_text("Waiting in the Space's queue: you are next")).to_be_visible()
             page.get_by_role("button", name="Stop").click()
             expect(page.get_by_text(STOPPED_WAITING_TITLE)).to_be_visible()
