@@ -181,8 +181,8 @@ def test_a_bad_key_file_stops_serve_at_startup(tmp_path: Any) -> None:
 
 def test_metrics_in_prometheus_format(space: Replica, tmp_path: Any) -> None:
     """``/metrics``, read with the Prometheus client's own parser: requests by route and
-    status, tokens, the first token's histogram, and each Space of a pool (the first one down:
-    a retry and a failover counted against it)."""
+    status, tokens, the first token's histogram, replies not as asked, and each Space of a pool
+    (the first one down: a retry and a failover counted against it)."""
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -193,6 +193,14 @@ def test_metrics_in_prometheus_format(space: Replica, tmp_path: Any) -> None:
         assert reply.status_code == 200
         httpx.get(f"{running.url}/v1/nothing", timeout=10)
         page = httpx.get(f"{running.url}/metrics", timeout=10)
+        weather = {"type": "function", "function": {"name": "get_weather", "parameters": {}}}
+        words = {**body, "messages": "/calls [] Words.", "tools": [weather]}
+        for asked in (
+            {**words, "tool_choice": "required"},  # two tries, each without the call
+            {**words, "response_format": {"type": "json_object"}},  # two tries, not JSON
+        ):
+            httpx.post(f"{running.url}/v1/chat/completions", json=asked, timeout=30)
+        later = httpx.get(f"{running.url}/metrics", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/plain")
     samples = {
         (s.name, tuple(sorted(s.labels.items()))): s.value
@@ -210,6 +218,13 @@ def test_metrics_in_prometheus_format(space: Replica, tmp_path: Any) -> None:
     # (the dead Space's cooldown is a random part of a second: whether it is still down when
     # scraped is chance; the live one is up)
     assert samples[("qwen_gradio_space_up", (("space", space.url),))] == 1
+    not_as_asked = {
+        s.labels["reason"]: s.value
+        for family in text_string_to_metric_families(later.text)
+        for s in family.samples
+        if s.name == "qwen_gradio_replies_not_as_asked_total"
+    }
+    assert not_as_asked == {"tool_choice": 2, "json": 2}  # each try counted
 
 
 def test_metrics_are_behind_the_key(team: Any) -> None:

@@ -6,6 +6,9 @@ behind the API key when keys are set).
 - ``qwen_gradio_first_token_seconds``, ``qwen_gradio_reply_seconds``: histograms of each
   reply's time to its first text and its whole time;
 - ``qwen_gradio_tokens_total{kind}``: prompt and completion tokens of complete replies;
+- ``qwen_gradio_replies_not_as_asked_total{reason}``: replies not the JSON asked for
+  (``json``) or without the call ``tool_choice`` asked for (``tool_choice``), each try counted
+  (a whole one is asked once more);
 - per Space of the pool (``space``): ``qwen_gradio_space_retries_total`` (replies that failed
   there before their first token and were tried again), ``qwen_gradio_space_failovers_total``
   (of those, tried on another Space), ``qwen_gradio_space_up`` (0 while it cools down after a
@@ -63,6 +66,12 @@ class Metrics:
         self.tokens = Counter(
             "qwen_gradio_tokens", "Tokens of complete replies", ["kind"], registry=registry
         )
+        self.not_as_asked = Counter(
+            "qwen_gradio_replies_not_as_asked",
+            "Replies not the JSON or the call they were asked for",
+            ["reason"],
+            registry=registry,
+        )
         registry.register(SpaceCollector(client))
         Gauge(
             "qwen_gradio_state_shared",
@@ -80,6 +89,10 @@ class Metrics:
         if stream.completed and usage is not None:
             self.tokens.labels("prompt").inc(usage.prompt_tokens)
             self.tokens.labels("completion").inc(usage.completion_tokens)
+        if stream._failure is not None:
+            self.not_as_asked.labels("json").inc()
+        elif stream.missed_call is not None:
+            self.not_as_asked.labels("tool_choice").inc()
 
     def response(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
