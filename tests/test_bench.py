@@ -1,38 +1,81 @@
-"""Tiny runs of the benchmarks: each runs and produces every row (no timing is asserted)."""
+"""Tiny runs of the benchmarks: each runs and produces every row (no timing is asserted).
+
+The runs start together, when the first of these tests runs (only those selected), and each
+test reads its own: they spend most of their time waiting on replicas and subprocesses, so
+together they take about half as long as one after another (67-73 s against 110-145 s,
+measured).
+"""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from bench.cold import KINDS
 from bench.run import METHODS
 
 from .conftest import ROOT
-from .helpers import RedisServer
+from .helpers import REDIS_SERVER, RedisServer
+
+Runs = dict[str, tuple[subprocess.Popen[str], Path]]  # script -> (process, report)
+
+# Run together, one may take longer than pytest's usual limit for a test (the subprocess
+# waits have their own).
+pytestmark = pytest.mark.timeout(600)
+
+SCRIPTS = {  # each test: the benchmark it runs
+    "test_the_benchmark_smoke_run_produces_every_row": "run.py",
+    "test_the_batch_benchmark_smoke_run": "batch.py",
+    "test_the_cold_start_benchmark_smoke_run": "cold.py",
+    "test_the_availability_benchmark_smoke_run": "availability.py",
+    "test_the_shutdown_benchmark_smoke_run": "shutdown.py",
+    "test_the_shared_state_benchmark_smoke_run": "state.py",  # needs a redis-server
+}
 
 
-def smoke_run(script: str, output: Path) -> tuple[str, dict[str, str]]:
-    """Run ``bench/<script> --smoke`` against a gradio 6 replica; its report and table rows
-    (first column -> the whole line)."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            f"bench/{script}",
-            "--smoke",
-            "--generation",
-            "6",
-            "--output",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr
+@pytest.fixture(scope="module")
+def smoke_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runs]:
+    """``bench/<script> --smoke`` against a gradio 6 replica, for each selected test's script,
+    all started at once: script -> (its process, its report's path)."""
+    here = sys.modules[__name__]
+    selected = {
+        item.name for item in request.session.items if getattr(item, "module", None) is here
+    }
+    scripts = {SCRIPTS[name] for name in selected if name in SCRIPTS}
+    if REDIS_SERVER is None:
+        scripts.discard("state.py")  # its test skips (or fails) through the redis_server fixture
+    folder = tmp_path_factory.mktemp("bench")
+    runs = {}
+    for script in sorted(scripts):
+        output = folder / script.replace(".py", ".md")
+        command = [sys.executable, f"bench/{script}", "--smoke", "--generation", "6"]
+        with (folder / f"{script}.log").open("w") as log:  # a file: no pipe to fill up
+            process = subprocess.Popen(
+                [*command, "--output", str(output)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                text=True,
+            )
+        runs[script] = (process, output)
+    yield runs
+    for process, _ in runs.values():
+        if process.poll() is None:  # a test that failed before reading its run
+            process.kill()
+        process.wait(timeout=60)
+
+
+def smoke_run(runs: Runs, script: str) -> tuple[str, dict[str, str]]:
+    """The report of ``script``'s smoke run, and its table rows (first column -> the line)."""
+    process, output = runs[script]
+    assert process.wait(timeout=600) == 0, output.with_name(f"{script}.log").read_text()
     report = output.read_text()
     rows = {
         line.split("|")[1].strip(): line
@@ -42,8 +85,8 @@ def smoke_run(script: str, output: Path) -> tuple[str, dict[str, str]]:
     return report, rows
 
 
-def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
-    report, rows = smoke_run("run.py", tmp_path / "RESULTS.md")
+def test_the_benchmark_smoke_run_produces_every_row(smoke_runs: Runs) -> None:
+    report, rows = smoke_run(smoke_runs, "run.py")
     rows.pop("client")
     assert set(rows) == set(METHODS)
     for method, line in rows.items():
@@ -55,15 +98,15 @@ def test_the_benchmark_smoke_run_produces_every_row(tmp_path: Path) -> None:
     assert "streamed requests waiting in the Space's queue" in report  # the server's memory
 
 
-def test_the_batch_benchmark_smoke_run(tmp_path: Path) -> None:
-    _, rows = smoke_run("batch.py", tmp_path / "RESULTS-batch.md")
+def test_the_batch_benchmark_smoke_run(smoke_runs: Runs) -> None:
+    _, rows = smoke_run(smoke_runs, "batch.py")
     rows.pop("concurrency")
     assert list(rows) == ["1", "8", "32"]
     assert all("| 10/10 |" in row for row in rows.values())  # every reply exact
 
 
-def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
-    _, rows = smoke_run("cold.py", tmp_path / "RESULTS-cold.md")
+def test_the_cold_start_benchmark_smoke_run(smoke_runs: Runs) -> None:
+    _, rows = smoke_run(smoke_runs, "cold.py")
     rows.pop("client")
     rows.pop("reply")
     for reply in ("first of the process", "the next one"):  # each delta's latency
@@ -74,8 +117,8 @@ def test_the_cold_start_benchmark_smoke_run(tmp_path: Path) -> None:
             assert line.split("|")[2].strip().isdigit(), line
 
 
-def test_the_availability_benchmark_smoke_run(tmp_path: Path) -> None:
-    report, rows = smoke_run("availability.py", tmp_path / "availability.md")
+def test_the_availability_benchmark_smoke_run(smoke_runs: Runs) -> None:
+    report, rows = smoke_run(smoke_runs, "availability.py")
     assert "SMOKE RUN" in report
     labels = [label for label in rows if label.startswith(("one Space", "the pool"))]
     assert len(labels) == 6
@@ -83,16 +126,16 @@ def test_the_availability_benchmark_smoke_run(tmp_path: Path) -> None:
         assert re.search(r"\| \d+/8 \(\d+ %\) \|", rows[label]), rows[label]
 
 
-def test_the_shutdown_benchmark_smoke_run(tmp_path: Path) -> None:
-    _, rows = smoke_run("shutdown.py", tmp_path / "RESULTS-shutdown.md")
+def test_the_shutdown_benchmark_smoke_run(smoke_runs: Runs) -> None:
+    _, rows = smoke_run(smoke_runs, "shutdown.py")
     rows.pop("what")
     assert len(rows) == 5 and all("failed" not in line for line in rows.values())
 
 
-def test_the_shared_state_benchmark_smoke_run(tmp_path: Path, redis_server: RedisServer) -> None:
+def test_the_shared_state_benchmark_smoke_run(smoke_runs: Runs, redis_server: RedisServer) -> None:
     """Every state in every table, every stream exact (``redis_server`` is asked for its skip
     rule only: the benchmark starts a Redis of its own)."""
-    report, _ = smoke_run("state.py", tmp_path / "RESULTS-state.md")
+    report, _ = smoke_run(smoke_runs, "state.py")
     tables = [part for part in report.split("\n\n") if part.startswith("| state")]
     assert len(tables) == 3  # the operations, through serve, the streams
     for table in tables:
