@@ -70,7 +70,6 @@ PAGE_CSS = """
 @media (max-width: 640px) {
   .qwen-saved-chats { order: 3; }
   .qwen-chat-area { order: 1; }
-  .qwen-chat-area .chatbot { max-height: 52vh; min-height: 12rem; }
   .qwen-chat-area .examples .example:nth-child(n+3) { display: none; }
 }
 """
