@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import inspect
 import itertools
 import json
 import re
@@ -153,6 +154,16 @@ class RunLog:
             except TimeoutError:
                 return False
             return True
+
+
+def _app_error(message: str) -> Exception:
+    """``gr.Error(message)``, as the Space's app raises it, without the traceback gradio would
+    print for it (5.x and later can leave it out: an error asked for is not the replica's)."""
+    import gradio as gr
+
+    if "print_exception" in inspect.signature(gr.Error).parameters:
+        return gr.Error(message, print_exception=False)
+    return gr.Error(message)  # gradio 4: always printed
 
 
 def _calls_reply(arg: str, system: str) -> str:
@@ -383,7 +394,7 @@ def build_demo(  # type: ignore[no-untyped-def]
             snapshots = iter(script.snapshots)
             for step in itertools.count():
                 if step and script.lockstep and not await log.wait_for_release(step):
-                    raise gr.Error("lockstep: no release came")
+                    raise _app_error("lockstep: no release came")
                 if step and not script.lockstep:
                     await asyncio.sleep(delay)
                 snapshot = next(snapshots, None)  # after the wait, so /stamp times the emit
@@ -393,7 +404,7 @@ def build_demo(  # type: ignore[no-untyped-def]
                 yield "", with_reply(history, query, snapshot), system
             if script.error is not None:
                 run.outcome = "error"
-                raise gr.Error(script.error)
+                raise _app_error(script.error)
             finished = True
         finally:
             if run.outcome == "running":
